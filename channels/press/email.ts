@@ -1,0 +1,99 @@
+import { DateTime } from 'luxon';
+import { z } from 'zod';
+import type { Config } from '../../src/config.js';
+import { PermanentError, type ChannelAdapter } from '../adapter.js';
+import { createEmailSender, parseContent, requireBody, requireRecipient } from '../email/index.js';
+import { composeEmail } from '../email/message.js';
+
+/**
+ * Press releases by email to the media list. Before the embargo instant the
+ * subject and both body parts say "EMBARGOED UNTIL <local time>"; from the
+ * embargo instant on, the release goes out unmarked. (Publishing to the public
+ * feeds is channels/press/feed*.ts.)
+ */
+
+// Not strict: the press channel's content also carries what the feeds/pages need.
+export const pressEmailContentSchema = z
+  .object({
+    headline: z.string().min(1),
+    body: z.string().optional(),
+    body_file: z.string().optional(),
+    /** Local time "YYYY-MM-DD HH:mm" in config.timezone, as written in the campaign file. */
+    embargo_until: z.string().optional(),
+    /** The same instant as ISO, added when the campaign is created. */
+    embargo_until_iso: z.string().optional(),
+    list: z.string().min(1).optional(),
+  })
+  .refine((c) => c.body !== undefined || c.body_file !== undefined, { message: 'give body or body_file', path: ['body'] });
+
+export type PressEmailContent = z.infer<typeof pressEmailContentSchema>;
+
+export const DEFAULT_MEDIA_LIST = 'media';
+
+/** The embargo as an instant, or undefined when there is none. */
+export function embargoInstant(content: Pick<PressEmailContent, 'embargo_until' | 'embargo_until_iso'>, zone: string): DateTime | undefined {
+  if (content.embargo_until_iso) {
+    const at = DateTime.fromISO(content.embargo_until_iso, { setZone: true });
+    if (!at.isValid) throw new PermanentError(`press content: field "embargo_until_iso": not an ISO time: ${content.embargo_until_iso}`);
+    return at;
+  }
+  if (content.embargo_until) {
+    const text = content.embargo_until.trim().replace('T', ' ');
+    const at = DateTime.fromFormat(text, 'yyyy-MM-dd HH:mm', { zone });
+    if (!at.isValid) throw new PermanentError(`press content: field "embargo_until": expected "YYYY-MM-DD HH:mm", got ${content.embargo_until}`);
+    return at;
+  }
+  return undefined;
+}
+
+/** "00:01 Tue 1 December 2026", in the team's zone. */
+export function embargoLabel(at: DateTime, zone: string): string {
+  return at.setZone(zone).setLocale('en-GB').toFormat('HH:mm ccc d LLLL yyyy');
+}
+
+export interface EmbargoMarking {
+  subject: string;
+  markdown: string;
+  embargoed: boolean;
+}
+
+export function markEmbargo(headline: string, body: string, embargo: DateTime | undefined, now: Date, zone: string): EmbargoMarking {
+  if (!embargo || now.getTime() >= embargo.toMillis()) return { subject: headline, markdown: body, embargoed: false };
+  const line = `EMBARGOED UNTIL ${embargoLabel(embargo, zone)}`;
+  return { subject: `${line}: ${headline}`, markdown: `**${line}**\n\n${body}`, embargoed: true };
+}
+
+export function createPressEmailAdapter(config: Config): ChannelAdapter {
+  const name = 'press';
+  const sender = createEmailSender(config, name);
+  return {
+    name,
+    dryRun: sender.dryRun,
+    async send(delivery, ctx) {
+      const content = parseContent(pressEmailContentSchema, delivery);
+      const recipient = requireRecipient(delivery);
+      const now = ctx.now();
+      const marked = markEmbargo(
+        content.headline,
+        requireBody(content.body, name),
+        embargoInstant(content, config.timezone),
+        now,
+        config.timezone,
+      );
+      const mail = composeEmail(config, {
+        subject: marked.subject,
+        markdown: marked.markdown,
+        list: content.list ?? DEFAULT_MEDIA_LIST,
+        campaignId: delivery.campaignId,
+        key: delivery.key,
+        recipient,
+        now,
+      });
+      const result = await sender.deliver(mail, delivery, recipient);
+      ctx.log.debug({ recipientId: recipient.id, messageId: result.id, embargoed: marked.embargoed }, 'press release emailed');
+      return result;
+    },
+    verify: () => sender.verify(),
+    close: () => sender.close(),
+  };
+}

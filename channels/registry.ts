@@ -1,0 +1,60 @@
+import type { z } from 'zod';
+import type { Config } from '../src/config.js';
+import type { AudienceSelector, ChannelAdapter } from './adapter.js';
+import { contentSchema as communitySchema, createCommunityAdapter, DEFAULT_LIST as COMMUNITY_LIST } from './community/index.js';
+import { contentSchema as emailSchema, createEmailAdapter } from './email/index.js';
+import { contentSchema as mastodonSchema, createMastodonAdapter } from './mastodon/index.js';
+import { createPressEmailAdapter, DEFAULT_MEDIA_LIST, pressEmailContentSchema } from './press/email.js';
+import { contentSchema as twitterSchema, createTwitterAdapter } from './twitter/index.js';
+import { contentSchema as webhookSchema, createWebhookAdapter } from './webhook/index.js';
+
+/**
+ * Every channel Crier knows: how to validate its part of a campaign file,
+ * whether it sends per subscriber (audience) and how to make its adapter.
+ */
+export interface ChannelDefinition {
+  name: string;
+  contentSchema: z.ZodType;
+  /** Fields holding local times ("YYYY-MM-DD HH:mm"): stored as `<field>_iso` instants too. */
+  localTimes?: string[];
+  /** Audience channels get one delivery per subscriber the selector picks. */
+  audience?(content: Record<string, unknown>): AudienceSelector;
+  create(config: Config): ChannelAdapter;
+}
+
+const strings = (v: unknown): string[] | undefined => (Array.isArray(v) ? v.map(String) : undefined);
+
+const definitions: ChannelDefinition[] = [
+  {
+    name: 'email',
+    contentSchema: emailSchema,
+    audience: (c) => ({ list: String(c.list) }),
+    create: createEmailAdapter,
+  },
+  {
+    name: 'community',
+    contentSchema: communitySchema,
+    audience: (c) => ({ list: typeof c.list === 'string' ? c.list : COMMUNITY_LIST, areas: strings(c.areas), topics: strings(c.topics) }),
+    create: createCommunityAdapter,
+  },
+  {
+    name: 'press',
+    contentSchema: pressEmailContentSchema,
+    localTimes: ['embargo_until'],
+    audience: (c) => ({ list: typeof c.list === 'string' ? c.list : DEFAULT_MEDIA_LIST }),
+    create: createPressEmailAdapter,
+  },
+  { name: 'twitter', contentSchema: twitterSchema, create: (config) => createTwitterAdapter(config) },
+  { name: 'mastodon', contentSchema: mastodonSchema, create: (config) => createMastodonAdapter(config) },
+  { name: 'webhook', contentSchema: webhookSchema, create: createWebhookAdapter },
+];
+
+const byName = new Map(definitions.map((d) => [d.name, d]));
+
+export function channelDefinition(name: string): ChannelDefinition | undefined {
+  return byName.get(name);
+}
+
+export function channelNames(): string[] {
+  return [...byName.keys()];
+}

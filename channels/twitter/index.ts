@@ -1,0 +1,270 @@
+import { readFile } from 'node:fs/promises';
+import https from 'node:https';
+import path from 'node:path';
+import { ApiPartialResponseError, ApiRequestError, ApiResponseError, TwitterApi, type ITwitterApiClientPlugin } from 'twitter-api-v2';
+import type { Config } from '../../src/config.js';
+import {
+  NeedsReauthError,
+  PermanentError,
+  RateLimitedError,
+  TransientError,
+  ChannelError,
+  type ChannelAdapter,
+  type Delivery,
+  type SendContext,
+  type SendResult,
+} from '../adapter.js';
+import { writeOutboxJson, safeFileName } from '../dry-run.js';
+import { IMAGE_TYPES, contentSchema, type TwitterContent } from './content.js';
+import { findUrls, splitThread } from './text.js';
+
+export { contentSchema, validateContent, type TwitterContent } from './content.js';
+export { splitThread, weightedLength } from './text.js';
+
+/**
+ * X (Twitter) channel: posts through twitter-api-v2 with OAuth 1.0a user
+ * context. Without all four credentials it is a dry run and writes the posts
+ * it would have made to `<outbox>/<campaignId>-twitter.json`.
+ *
+ * twitter-api-v2 has no base-URL setting and speaks HTTPS only, so a plugin
+ * rewrites every request to TWITTER_API_BASE (default https://api.x.com). To
+ * point it at a server with a private certificate (a local fake, a proxy),
+ * start the process with NODE_EXTRA_CA_CERTS=<its cert.pem>; tests may pass
+ * `ca` instead.
+ */
+
+export interface TwitterAdapterOptions {
+  outboxDir?: string;
+  /** Extra certificate authority to trust for TWITTER_API_BASE (tests). */
+  ca?: string | Buffer;
+}
+
+/** The posts of one delivery, for the dry-run file and the send. */
+export interface PlannedPost {
+  text: string;
+  images: TwitterContent['images'];
+}
+
+export function planPosts(content: TwitterContent): PlannedPost[] {
+  const texts = content.thread ? splitThread(content.text) : [content.text];
+  return texts.map((text, i) => ({ text, images: i === 0 ? content.images : [] }));
+}
+
+/** Sends every request to `apiBase` instead of api.x.com / upload.x.com, keeping the path. */
+export function apiBasePlugin(apiBase: string): ITwitterApiClientPlugin {
+  const base = new URL(apiBase);
+  if (base.protocol !== 'https:') {
+    throw new Error(`TWITTER_API_BASE must be an https:// URL (twitter-api-v2 speaks HTTPS only), got ${apiBase}`);
+  }
+  const prefix = base.pathname.replace(/\/+$/, '');
+  return {
+    onBeforeRequestConfig({ params }) {
+      const target = new URL(params.url);
+      target.protocol = base.protocol;
+      target.host = base.host;
+      target.pathname = `${prefix}${target.pathname}`;
+      params.url = target.toString();
+    },
+  };
+}
+
+function apiDetail(err: ApiResponseError): string {
+  const data: unknown = err.data;
+  if (data && typeof data === 'object') {
+    const d = data as { detail?: unknown; title?: unknown; errors?: Array<{ message?: unknown }> };
+    if (typeof d.detail === 'string') return d.detail;
+    const first = d.errors?.[0]?.message;
+    if (typeof first === 'string') return first;
+    if (typeof d.title === 'string') return d.title;
+  }
+  return err.message;
+}
+
+/** When a 429 ends: the 24-hour limit's reset if that is the one exhausted, else the 15-minute window's. */
+function rateLimitReset(err: ApiResponseError, now: Date): Date {
+  const num = (name: string): number | undefined => {
+    const v = Number(err.headers?.[name]);
+    return Number.isFinite(v) ? v : undefined;
+  };
+  const day = err.rateLimit?.day;
+  const epoch =
+    (day?.remaining === 0 ? day.reset : undefined) ??
+    (num('x-user-limit-24hour-remaining') === 0 ? num('x-user-limit-24hour-reset') : undefined) ??
+    err.rateLimit?.reset ??
+    num('x-rate-limit-reset');
+  return epoch && epoch > 0 ? new Date(epoch * 1000) : new Date(now.getTime() + 15 * 60_000);
+}
+
+/** Turns what twitter-api-v2 throws into the error class that decides retry / pause / fail. */
+export function mapXError(err: unknown, now: Date): ChannelError {
+  if (err instanceof ChannelError) return err;
+  if (err instanceof ApiResponseError) {
+    const detail = apiDetail(err);
+    if (err.rateLimitError) return new RateLimitedError(`X rate limit: ${detail}`, rateLimitReset(err, now));
+    if (err.code === 401 || err.isAuthError) return new NeedsReauthError(`X rejected the credentials (${err.code}: ${detail})`);
+    if (err.code >= 500) return new TransientError(`X API error ${err.code}: ${detail}`);
+    if (/duplicate content/i.test(detail)) return new PermanentError(`X refused a duplicate post: ${detail}`);
+    return new PermanentError(`X API error ${err.code}: ${detail}`);
+  }
+  if (err instanceof ApiRequestError) {
+    // twitter-api-v2 1.29 stores the cause as `_options.error` while its `requestError` getter reads another name.
+    const stored = (err as unknown as { _options?: { error?: unknown } })._options?.error;
+    const cause = (err.requestError as Error | undefined)?.message ?? (stored instanceof Error ? stored.message : err.message);
+    return new TransientError(`cannot reach the X API: ${cause}`);
+  }
+  if (err instanceof ApiPartialResponseError) return new TransientError(`X API answer was cut short: ${err.message}`);
+  const message = err instanceof Error ? err.message : String(err);
+  return new TransientError(`X request failed: ${message}`);
+}
+
+/**
+ * Posts made so far for a delivery, kept in this process: a retry after a
+ * failure mid-thread resumes instead of re-posting, and a retry after an
+ * unanswered post that X answers "duplicate" looks the earlier post up.
+ */
+interface Progress {
+  ids: string[];
+  /** The last attempt got no clear answer (network, 5xx): X may have posted it. */
+  ambiguous: boolean;
+}
+
+function isDuplicate(err: ChannelError): boolean {
+  return err instanceof PermanentError && /duplicate content/i.test(err.message);
+}
+
+/** X rewrites links to t.co in what it returns, so posts are compared with links blanked. */
+function comparable(text: string): string {
+  const normalised = text.normalize('NFC').trim();
+  let out = '';
+  let pos = 0;
+  for (const span of findUrls(normalised)) {
+    out += `${normalised.slice(pos, span.start)}<link>`;
+    pos = span.end;
+  }
+  return out + normalised.slice(pos);
+}
+
+export function createTwitterAdapter(config: Config, opts: TwitterAdapterOptions = {}): ChannelAdapter {
+  const { appKey, appSecret, accessToken, accessSecret } = config.twitter;
+  const outboxDir = opts.outboxDir ?? config.outboxDir;
+  const credentialsSet = [appKey, appSecret, accessToken, accessSecret].filter(Boolean).length;
+
+  if (!appKey || !appSecret || !accessToken || !accessSecret) {
+    return {
+      name: 'twitter',
+      dryRun: true,
+      async send(delivery: Delivery, ctx: SendContext): Promise<SendResult> {
+        if (credentialsSet > 0) ctx.log.warn('X credentials are incomplete (need TWITTER_APP_KEY, TWITTER_APP_SECRET, TWITTER_ACCESS_TOKEN, TWITTER_ACCESS_SECRET): dry run');
+        const content = parseContent(delivery);
+        const file = writeOutboxJson(outboxDir, `${safeFileName(delivery.campaignId)}-twitter`, {
+          channel: 'twitter',
+          campaignId: delivery.campaignId,
+          title: delivery.campaignTitle,
+          key: delivery.key,
+          at: ctx.now().toISOString(),
+          posts: planPosts(content),
+        });
+        return { outboxFile: file };
+      },
+      async verify() {},
+      async close() {},
+    };
+  }
+
+  const httpAgent = new https.Agent({ keepAlive: true, ...(opts.ca ? { ca: opts.ca } : {}) });
+  const client = new TwitterApi(
+    { appKey, appSecret, accessToken, accessSecret },
+    { httpAgent, plugins: [apiBasePlugin(config.twitter.apiBase)] },
+  ).readWrite;
+  const progress = new Map<string, Progress>();
+
+  async function uploadImage(image: TwitterContent['images'][number]): Promise<string> {
+    const mediaType = IMAGE_TYPES[path.extname(image.file).toLowerCase()];
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(image.file);
+    } catch (err) {
+      throw new PermanentError(`cannot read image ${image.file}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (!mediaType) throw new PermanentError(`image ${image.file} is not a PNG, JPEG, GIF or WebP file`);
+    const mediaId = await client.v2.uploadMedia(bytes, { media_type: mediaType });
+    await client.v2.createMediaMetadata(mediaId, { alt_text: { text: image.alt } });
+    return mediaId;
+  }
+
+  async function findRecentPost(text: string): Promise<string | undefined> {
+    const me = await client.v2.me();
+    const recent = await client.v2.get<{ data?: Array<{ id: string; text: string }> }>(`users/${me.data.id}/tweets`, { max_results: 10 });
+    const wanted = comparable(text);
+    return recent.data?.find((t) => comparable(t.text) === wanted)?.id;
+  }
+
+  async function postOne(post: PlannedPost, replyTo: string | undefined): Promise<string> {
+    const mediaIds: string[] = [];
+    for (const image of post.images) mediaIds.push(await uploadImage(image));
+    const result = await client.v2.tweet({
+      text: post.text,
+      ...(mediaIds.length > 0 ? { media: { media_ids: mediaIds as [string] } } : {}),
+      ...(replyTo ? { reply: { in_reply_to_tweet_id: replyTo } } : {}),
+    });
+    return result.data.id;
+  }
+
+  return {
+    name: 'twitter',
+    dryRun: false,
+    async send(delivery: Delivery, ctx: SendContext): Promise<SendResult> {
+      const content = parseContent(delivery);
+      const posts = planPosts(content);
+      const done = progress.get(delivery.key) ?? { ids: [], ambiguous: false };
+      progress.set(delivery.key, done);
+      for (let i = done.ids.length; i < posts.length; i++) {
+        try {
+          done.ids.push(await postOne(posts[i]!, done.ids.at(-1)));
+          done.ambiguous = false;
+        } catch (err) {
+          const mapped = mapXError(err, ctx.now());
+          if (done.ambiguous && isDuplicate(mapped)) {
+            // The earlier attempt went through after all: find it instead of failing a post that exists.
+            const id = await findRecentPost(posts[i]!.text).catch(() => undefined);
+            if (id) {
+              ctx.log.info({ id }, 'X post from an earlier attempt found; not posting again');
+              done.ids.push(id);
+              done.ambiguous = false;
+              continue;
+            }
+          }
+          // No answer or a 5xx: X may have made the post anyway.
+          done.ambiguous = mapped instanceof TransientError;
+          if (!(mapped instanceof TransientError) && !(mapped instanceof RateLimitedError)) progress.delete(delivery.key);
+          if (done.ids.length > 0) {
+            ctx.log.warn({ posted: done.ids, err: mapped.message }, 'X thread interrupted; a retry resumes after the last post');
+          }
+          throw mapped;
+        }
+      }
+      progress.delete(delivery.key);
+      if (done.ids.length > 1) ctx.log.info({ ids: done.ids }, 'posted X thread');
+      return { id: done.ids[0]! };
+    },
+    async verify() {
+      try {
+        await client.v2.me();
+      } catch (err) {
+        throw mapXError(err, new Date());
+      }
+    },
+    async close() {
+      httpAgent.destroy();
+    },
+  };
+}
+
+function parseContent(delivery: Delivery): TwitterContent {
+  const parsed = contentSchema.safeParse(delivery.content);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.map(String).join('.') || 'content'}: ${i.message}`);
+    throw new PermanentError(`invalid twitter content: ${problems.join('; ')}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,197 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import type { Config } from '../../src/config.js';
+import {
+  NeedsReauthError,
+  PermanentError,
+  RateLimitedError,
+  TransientError,
+  type ChannelAdapter,
+  type Delivery,
+  type SendContext,
+  type SendResult,
+} from '../adapter.js';
+import { writeOutboxJson } from '../dry-run.js';
+
+/**
+ * Webhook channel: POSTs a signed JSON body so a team can push a campaign into
+ * anything else (Teams, Slack, their CMS). The signing scheme is in README.md
+ * beside this file; receivers use verifyWebhookSignature.
+ */
+
+const httpUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https?:$/.test(new URL(u).protocol), 'must be an http:// or https:// URL');
+
+export const contentSchema = z
+  .object({
+    /** Defaults to config.webhook.url. */
+    url: httpUrl.optional(),
+    text: z.string().optional(),
+    payload: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+export type WebhookContent = z.infer<typeof contentSchema>;
+
+export interface WebhookBody {
+  campaign: { id: string; title: string; kind: string };
+  channel: string;
+  text: string;
+  payload: Record<string, unknown>;
+  sent_at: string;
+}
+
+/** Used when a 429 carries no usable Retry-After. */
+const DEFAULT_RETRY_AFTER_MS = 60_000;
+const SNIPPET_LENGTH = 200;
+
+export function signWebhook(secret: string, timestamp: string | number, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+}
+
+/**
+ * For receivers: true when `signature` (the X-Crier-Signature header) signs
+ * `<timestamp>.<body>` with `secret` and the timestamp (X-Crier-Timestamp, unix
+ * seconds) is within `toleranceSec` of `now` — which stops replays of old bodies.
+ * `body` must be the raw request body, byte for byte, not a re-serialised object.
+ */
+export function verifyWebhookSignature(
+  secret: string,
+  timestamp: string | number,
+  body: string | Buffer,
+  signature: string,
+  toleranceSec = 300,
+  now: Date = new Date(),
+): boolean {
+  const ts = typeof timestamp === 'number' ? timestamp : /^\d{1,12}$/.test(timestamp) ? Number(timestamp) : NaN;
+  if (!Number.isFinite(ts)) return false;
+  if (Math.abs(now.getTime() / 1000 - ts) > toleranceSec) return false;
+  const expected = Buffer.from(signWebhook(secret, ts, Buffer.isBuffer(body) ? body.toString('utf8') : body));
+  const given = Buffer.from(signature.trim());
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** Retry-After is either delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function parseRetryAfter(value: string | null, now: Date): Date {
+  const v = value?.trim();
+  if (v && /^\d+$/.test(v)) return new Date(now.getTime() + Number(v) * 1000);
+  const at = v ? Date.parse(v) : NaN;
+  if (Number.isFinite(at)) return new Date(Math.max(at, now.getTime()));
+  return new Date(now.getTime() + DEFAULT_RETRY_AFTER_MS);
+}
+
+function describeNetworkError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = (err as Error & { cause?: unknown }).cause;
+  const code = cause && typeof cause === 'object' && 'code' in cause ? String((cause as { code: unknown }).code) : undefined;
+  return code ? `${err.message} (${code})` : err.message;
+}
+
+async function snippet(res: Response): Promise<string> {
+  try {
+    const text = (await res.text()).replace(/\s+/g, ' ').trim();
+    return text.length > SNIPPET_LENGTH ? `${text.slice(0, SNIPPET_LENGTH)}…` : text;
+  } catch {
+    return '';
+  }
+}
+
+function parseContent(delivery: Delivery): WebhookContent {
+  const parsed = contentSchema.safeParse(delivery.content);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.map(String).join('.') || '(content)';
+    throw new PermanentError(`webhook content: field "${field}": ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+export function createWebhookAdapter(config: Config): ChannelAdapter {
+  const secret = config.webhook.secret ?? config.secret;
+  const timeoutMs = config.webhook.timeout_ms;
+
+  function buildRequest(delivery: Delivery, content: WebhookContent, now: Date) {
+    const body: WebhookBody = {
+      campaign: { id: delivery.campaignId, title: delivery.campaignTitle, kind: delivery.kind },
+      channel: delivery.channel,
+      text: content.text ?? delivery.campaignTitle,
+      payload: content.payload ?? {},
+      sent_at: now.toISOString(),
+    };
+    const raw = JSON.stringify(body);
+    const timestamp = String(Math.floor(now.getTime() / 1000));
+    const headers: Record<string, string> = {
+      'Content-Type': 'application/json',
+      'User-Agent': 'Crier-Webhook/1',
+      'X-Crier-Timestamp': timestamp,
+      'X-Crier-Signature': signWebhook(secret, timestamp, raw),
+      'Idempotency-Key': delivery.key,
+    };
+    return { body, raw, headers };
+  }
+
+  async function post(url: string, raw: string, headers: Record<string, string>, ctx: SendContext): Promise<void> {
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method: 'POST',
+        headers,
+        body: raw,
+        // A redirected POST turns into a GET in fetch; better to say so than to lose the body.
+        redirect: 'manual',
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
+        throw new TransientError(`webhook ${url} did not answer within ${timeoutMs} ms`);
+      }
+      throw new TransientError(`webhook ${url} unreachable: ${describeNetworkError(err)}`);
+    }
+    const status = res.status;
+    if (status >= 200 && status < 300) {
+      await res.body?.cancel().catch(() => undefined);
+      return;
+    }
+    const text = await snippet(res).catch(() => '');
+    const tail = text ? `: ${text}` : '';
+    if (status === 429) {
+      const resetAt = parseRetryAfter(res.headers.get('retry-after'), ctx.now());
+      throw new RateLimitedError(`webhook ${url} rate limited (429) until ${resetAt.toISOString()}`, resetAt);
+    }
+    if (status >= 500) throw new TransientError(`webhook ${url} answered ${status}${tail}`);
+    if (status === 401 || status === 403) throw new NeedsReauthError(`webhook ${url} refused the request (${status})${tail}`);
+    if (status >= 300 && status < 400) {
+      throw new PermanentError(`webhook ${url} redirected (${status}) to ${res.headers.get('location') ?? '?'}; configure the final URL`);
+    }
+    throw new PermanentError(`webhook ${url} answered ${status}${tail}`);
+  }
+
+  return {
+    name: 'webhook',
+    // Deliveries whose content names a url are still posted; only url-less ones go to the outbox.
+    dryRun: !config.webhook.url,
+
+    async send(delivery: Delivery, ctx: SendContext): Promise<SendResult> {
+      const content = parseContent(delivery);
+      const url = content.url ?? config.webhook.url;
+      if (!secret) throw new PermanentError('webhook: no signing secret (set webhook.secret or CRIER_SECRET)');
+      const { body, raw, headers } = buildRequest(delivery, content, ctx.now());
+      if (!url) {
+        const outboxFile = writeOutboxJson(config.outboxDir, `${delivery.campaignId}-webhook`, { url: null, headers, body });
+        ctx.log.info({ outboxFile }, 'webhook dry run: no url configured');
+        return { outboxFile };
+      }
+      await post(url, raw, headers, ctx);
+      ctx.log.debug({ url }, 'webhook delivered');
+      return {};
+    },
+
+    async verify(): Promise<void> {
+      if (!secret) throw new PermanentError('webhook: no signing secret (set webhook.secret or CRIER_SECRET)');
+    },
+
+    async close(): Promise<void> {},
+  };
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { isCrierError } from '../errors.js';
+import { registerAuditCommand } from './audit.js';
+import { registerCampaignCommands } from './campaign.js';
+import { registerRunCommands } from './run.js';
+import { registerSubscriberCommands } from './subscribers.js';
+
+const program = new Command('crier')
+  .description('Multi-channel communications scheduler and measures-of-success collector')
+  .version('0.1.0')
+  .showHelpAfterError()
+  .exitOverride();
+
+registerRunCommands(program);
+registerCampaignCommands(program);
+registerSubscriberCommands(program);
+registerAuditCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? 0 : 1;
+  } else if (isCrierError(err)) {
+    process.stderr.write(`crier: ${err.message}\n`);
+    process.exitCode = err.exitCode;
+  } else {
+    process.stderr.write(`crier: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 70;
+  }
+}

@@ -1,0 +1,59 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import type { Delivery, Recipient } from '../../channels/adapter.js';
+import { channelDefinition } from '../../channels/registry.js';
+import { withOverrides } from '../config.js';
+import { getRecipients } from '../domain/audience.js';
+import { getCampaign } from '../domain/campaigns.js';
+import { audienceBatches } from '../../workers/plan.js';
+import { withContext } from './context.js';
+
+const SAMPLE: Recipient = { id: 'preview', email: 'sample.subscriber@example.org', name: 'Sample Subscriber', area: '', topics: [] };
+
+/**
+ * `crier campaign preview ID [--out DIR]`: writes exactly what each channel
+ * would send (for audience channels, to the first subscriber it would reach)
+ * using every adapter's dry-run, whatever credentials are configured.
+ */
+export function registerPreviewCommand(campaign: Command): void {
+  campaign
+    .command('preview')
+    .argument('<id>')
+    .option('--out <dir>', 'where to write the preview files (default: <data dir>/preview/<id>)')
+    .description('write what each channel would send, without sending')
+    .action(async (id: string, opts: { out?: string }) => {
+      await withContext(async (ctx) => {
+        const c = await getCampaign(ctx.redis.redis, ctx.redis.prefix, id);
+        const out = path.resolve(opts.out ?? path.join(ctx.config.dataDir, 'preview', id));
+        const dry = withOverrides(ctx.config, {
+          outboxDir: out,
+          smtpUrl: undefined,
+          twitter: { apiBase: ctx.config.twitter.apiBase },
+          mastodon: {},
+          webhook: { ...ctx.config.webhook, url: undefined },
+          community: {},
+        });
+        for (const [channel, raw] of Object.entries(c.channels)) {
+          const def = channelDefinition(channel)!;
+          const content = { ...raw };
+          delete content.url; // a webhook url in the campaign would make a real POST
+          let recipient: Recipient | undefined;
+          if (def.audience) {
+            recipient = SAMPLE;
+            for await (const { ids } of audienceBatches(ctx.redis.redis, ctx.redis.prefix, def.audience(content), 10)) {
+              recipient = (await getRecipients(ctx.redis.redis, ctx.redis.prefix, ids)).find((r) => r !== null) ?? SAMPLE;
+              break;
+            }
+          }
+          const adapter = def.create(dry);
+          try {
+            const delivery: Delivery = { campaignId: c.id, campaignTitle: c.title, kind: c.kind, channel, content, recipient, key: `${c.id}:${channel}:preview` };
+            const r = await adapter.send(delivery, { log: ctx.log, now: () => new Date() });
+            ctx.out(`${channel.padEnd(10)} ${r.outboxFile ?? '(no file)'}${recipient ? `  (to ${recipient.email})` : ''}`);
+          } finally {
+            await adapter.close();
+          }
+        }
+      });
+    });
+}

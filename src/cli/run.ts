@@ -1,0 +1,82 @@
+import type { Command } from 'commander';
+import { allQueueNames, startWorkers } from '../../workers/index.js';
+import { loadConfig } from '../config.js';
+import { UserError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { connectRedis } from '../redis/connection.js';
+import { Scheduler } from '../scheduler.js';
+import { ensureSecret } from '../secret.js';
+import { buildServer } from '../server/index.js';
+import { channelDefinition, channelNames } from '../../channels/registry.js';
+
+/** `crier start` (everything in one process) and `crier worker` (workers only, for more machines). */
+
+async function run(opts: { server: boolean; queues?: string[] }): Promise<void> {
+  const loaded = loadConfig();
+  const log = createLogger(loaded.logLevel);
+  const config = ensureSecret(loaded, log);
+  const known = allQueueNames();
+  for (const q of opts.queues ?? []) {
+    if (!known.includes(q)) throw new UserError(`unknown queue "${q}" (known: ${known.join(', ')})`, 'CRIER_ERR_INPUT', { field: '--queues' });
+  }
+  const handle = await connectRedis(config, log);
+  const scheduler = new Scheduler(config, handle, log);
+  await scheduler.reconcile();
+  const pool = startWorkers({ config, handle, log, queues: opts.queues });
+  const server = opts.server ? await buildServer(config, handle, log) : undefined;
+  if (server) {
+    try {
+      await server.listen({ port: config.port, host: config.host });
+    } catch (err) {
+      await pool.close();
+      await scheduler.close();
+      await handle.close();
+      throw new UserError(`cannot listen on port ${config.port}: ${(err as Error).message} (set PORT to another port)`, 'CRIER_ERR_CONFIG', { field: 'PORT' });
+    }
+  }
+  const dry: string[] = [];
+  for (const name of channelNames()) {
+    const adapter = channelDefinition(name)!.create(config);
+    if (adapter.dryRun) dry.push(name);
+    await adapter.close();
+  }
+  const redisWhere = config.redisUrl ? 'REDIS_URL' : `embedded (${config.dataDir}/redis)`;
+  log.info({ redis: redisWhere, port: server ? config.port : undefined, dryRun: dry, outbox: dry.length ? config.outboxDir : undefined, queues: opts.queues ?? 'all' }, 'crier is running');
+  // A plain summary for the person at the terminal; the JSON logs go to stderr.
+  const port = server?.server.address();
+  const lines = [
+    server ? `Crier is running on http://localhost:${typeof port === 'object' && port ? port.port : config.port} (health: /healthz)` : `Crier worker is running (queues: ${(opts.queues ?? known).join(', ')})`,
+    `Redis: ${config.redisUrl ? 'REDIS_URL' : `embedded, data in ${config.dataDir}/redis (set REDIS_URL to use your own)`}`,
+    dry.length ? `Dry-run channels (no credentials): ${dry.join(', ')}: output goes to ${config.outboxDir}` : 'All channels have credentials: messages are really sent',
+    'Stop with Ctrl-C (jobs in flight finish first).',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'stopping: draining in-flight jobs');
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await server?.close();
+  await pool.close();
+  await scheduler.close();
+  await handle.close();
+  log.info('stopped');
+}
+
+export function registerRunCommands(program: Command): void {
+  program
+    .command('start')
+    .description('run everything: HTTP server, scheduler and all workers')
+    .action(() => run({ server: true }));
+  program
+    .command('worker')
+    .description('run workers only (add machines against the same Redis)')
+    .option('--queues <names>', `comma-separated queues (default all: ${allQueueNames().join(',')})`)
+    .action((opts: { queues?: string }) => run({ server: false, queues: opts.queues?.split(',').map((s) => s.trim()).filter(Boolean) }));
+}

@@ -1,0 +1,97 @@
+import path from 'node:path';
+import { once } from 'node:events';
+import type { Command } from 'commander';
+import { appendAudit } from '../domain/audit.js';
+import {
+  checkListName,
+  exportList,
+  forgetSubscriber,
+  importSubscribers,
+  type AudienceEventHook,
+  type ImportResult,
+} from '../domain/audience.js';
+import { withContext, type CliContext } from './context.js';
+
+/**
+ * `crier subscribers import FILE --list NAME`: prints `imported N, updated M, rejected K`
+ *   (`, suppressed S` appended when any); exit 0 once the file was processed, even with
+ *   rejects (their file is named on stderr); exit 1 when the file cannot be used at all.
+ * `crier subscribers export --list NAME`: the list as CSV on stdout.
+ * `crier subscribers forget EMAIL`: erases the subscriber; exit 0 whether or not they
+ *   were known (erasure is idempotent, and the address is suppressed either way).
+ */
+
+type Ctx = Pick<CliContext, 'config' | 'redis' | 'out'>;
+
+function auditHook(ctx: Ctx): AudienceEventHook {
+  return async (action, detail) => {
+    const { list, id, ...rest } = detail;
+    await appendAudit(ctx.redis.redis, ctx.redis.prefix, {
+      actor: ctx.config.user,
+      action,
+      subject: list ?? id ?? '',
+      detail: rest,
+    });
+  };
+}
+
+export function importSummary(r: ImportResult): string {
+  const line = `imported ${r.imported}, updated ${r.updated}, rejected ${r.rejected}`;
+  return r.suppressed > 0 ? `${line}, suppressed ${r.suppressed}` : line;
+}
+
+export async function runImport(
+  ctx: Ctx,
+  file: string,
+  list: string,
+  warn: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): Promise<ImportResult> {
+  const result = await importSubscribers(ctx.redis.redis, ctx.redis.prefix, file, checkListName(list), {
+    rejectsDir: path.join(ctx.config.dataDir, 'rejects'),
+    onEvent: auditHook(ctx),
+  });
+  ctx.out(importSummary(result));
+  if (result.rejectsFile) warn(`warning: ${result.rejected} row(s) rejected; rejects: ${result.rejectsFile}`);
+  return result;
+}
+
+export async function runForget(ctx: Ctx, email: string): Promise<boolean> {
+  const found = await forgetSubscriber(ctx.redis.redis, ctx.redis.prefix, email, { onEvent: auditHook(ctx) });
+  const shown = email.trim().toLowerCase();
+  ctx.out(found ? `forgotten ${shown}` : `not found: ${shown} (suppressed so no import can add it)`);
+  return found;
+}
+
+/** Writes to stdout with backpressure, so exporting a big list does not pile up in memory. */
+async function stdoutLine(line: string): Promise<void> {
+  if (!process.stdout.write(`${line}\n`)) await once(process.stdout, 'drain');
+}
+
+export function registerSubscriberCommands(program: Command): void {
+  const subs = program.command('subscribers').description('the audience: import, export and erase subscribers');
+
+  subs
+    .command('import')
+    .description('import subscribers from a CSV file (columns: email,name,area,topics)')
+    .argument('<file>', 'CSV file with a header row')
+    .requiredOption('--list <name>', 'list to add them to')
+    .action(async (file: string, opts: { list: string }) => {
+      await withContext((ctx) => runImport(ctx, file, opts.list));
+    });
+
+  subs
+    .command('export')
+    .description('write a list as CSV to stdout')
+    .requiredOption('--list <name>', 'list to export')
+    .action(async (opts: { list: string }) => {
+      await withContext((ctx) => exportList(ctx.redis.redis, ctx.redis.prefix, checkListName(opts.list), stdoutLine));
+    });
+
+  subs
+    .command('forget')
+    .description('erase a subscriber (GDPR); keeps only a hash on the suppression list')
+    .argument('<email>', 'the address to erase')
+    .action(async (email: string) => {
+      await withContext((ctx) => runForget(ctx, email));
+    });
+}

@@ -1,0 +1,222 @@
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { UserError } from './errors.js';
+import { parseLocalTime } from './time.js';
+
+/**
+ * The one place that reads the configuration file and the environment.
+ * Parsed and validated once at start, frozen, then passed down.
+ */
+
+const channelSettings = z
+  .object({
+    /** Deliveries worked at once per worker process. */
+    concurrency: z.number().int().min(1).max(1000).default(10),
+    /** Messages per second across all workers; 0 = unlimited. */
+    rate_per_second: z.number().min(0).default(0),
+    /** Tries for a transient failure before the delivery counts as failed. */
+    attempts: z.number().int().min(1).max(50).default(6),
+    /** First retry delay; doubles each try. */
+    backoff_ms: z.number().int().min(10).default(2000),
+  })
+  .strict();
+
+export type ChannelSettings = z.infer<typeof channelSettings>;
+
+const localTime = z.string().regex(/^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?$/, 'expected "YYYY-MM-DD HH:mm"');
+
+const fileSchema = z
+  .object({
+    timezone: z.string().default('Europe/London'),
+    redis_prefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default('crier'),
+    /** Recipients per delivery job when a campaign is fanned out. */
+    batch_size: z.number().int().min(1).max(5000).default(100),
+    /** How long a worker's hold on a job lasts without renewal: a dead worker's jobs go back to the queue after about this long. */
+    worker_lock_ms: z.number().int().min(500).max(600_000).default(30_000),
+    channels: z.record(z.string(), channelSettings).default({}),
+    approval: z
+      .object({
+        /** Campaign kinds that wait for an approver other than the author. */
+        kinds: z.array(z.enum(['newsletter', 'community', 'social', 'press'])).default([]),
+        /** Who may approve; empty = anyone but the author. */
+        approvers: z.array(z.string()).default([]),
+      })
+      .strict()
+      .default({ kinds: [], approvers: [] }),
+    purdah: z
+      .array(z.object({ from: localTime, to: localTime, reason: z.string().default('pre-election period') }).strict())
+      .default([]),
+    webhook: z
+      .object({ url: z.string().url().optional(), secret: z.string().optional(), timeout_ms: z.number().int().default(10_000) })
+      .strict()
+      .default({ timeout_ms: 10_000 }),
+    community: z
+      .object({ gateway_url: z.string().url().optional() })
+      .strict()
+      .default({}),
+    digest: z
+      .object({
+        cron: z.string().default('0 8 * * 1'),
+        recipients: z.array(z.string().email()).default([]),
+      })
+      .strict()
+      .default({ cron: '0 8 * * 1', recipients: [] }),
+  })
+  .strict();
+
+const envSchema = z.object({
+  REDIS_URL: z.string().url().optional(),
+  SMTP_URL: z.string().url().optional(),
+  MAIL_FROM: z.string().default('Crier <crier@localhost>'),
+  PUBLIC_URL: z.string().url().default('http://localhost:8080'),
+  CRIER_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  CRIER_CONFIG: z.string().optional(),
+  CRIER_DATA_DIR: z.string().default('./data'),
+  CRIER_USER: z.string().optional(),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  HOST: z.string().default('0.0.0.0'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  TWITTER_API_BASE: z.string().url().default('https://api.x.com'),
+  TWITTER_APP_KEY: z.string().optional(),
+  TWITTER_APP_SECRET: z.string().optional(),
+  TWITTER_ACCESS_TOKEN: z.string().optional(),
+  TWITTER_ACCESS_SECRET: z.string().optional(),
+  MASTODON_URL: z.string().url().optional(),
+  MASTODON_TOKEN: z.string().optional(),
+  PLAUSIBLE_URL: z.string().url().optional(),
+  PLAUSIBLE_API_KEY: z.string().optional(),
+  PLAUSIBLE_SITE_ID: z.string().optional(),
+});
+
+export type FileConfig = z.infer<typeof fileSchema>;
+export type EnvConfig = z.infer<typeof envSchema>;
+
+export interface PurdahWindow {
+  from: Date;
+  to: Date;
+  reason: string;
+}
+
+export interface Config extends Omit<FileConfig, 'channels' | 'purdah'> {
+  /** Pre-election blackout windows as instants. */
+  purdah: PurdahWindow[];
+  configFile?: string;
+  dataDir: string;
+  outboxDir: string;
+  redisUrl?: string;
+  smtpUrl?: string;
+  mailFrom: string;
+  publicUrl: string;
+  /** Signs unsubscribe links and webhooks. Generated into the data dir when unset. */
+  secret: string;
+  user: string;
+  port: number;
+  host: string;
+  logLevel: EnvConfig['LOG_LEVEL'];
+  twitter: { apiBase: string; appKey?: string; appSecret?: string; accessToken?: string; accessSecret?: string };
+  mastodon: { url?: string; token?: string };
+  plausible: { url?: string; apiKey?: string; siteId?: string };
+  channelSettings(name: string): ChannelSettings;
+}
+
+function formatIssue(issue: z.core.$ZodIssue, file: string): UserError {
+  // An unknown key is named itself (not its parent), so the user sees which line to fix.
+  if (issue.code === 'unrecognized_keys') {
+    const key = [...issue.path.map(String), issue.keys[0]].join('.');
+    const known = issue.keys.length > 1 ? ` (also unknown: ${issue.keys.slice(1).join(', ')})` : '';
+    return new UserError(`unknown key; see config/crier.example.yaml for the keys Crier reads${known}`, 'CRIER_ERR_CONFIG', { file, field: key });
+  }
+  const key = issue.path.map(String).join('.') || '(top level)';
+  return new UserError(`${issue.message}`, 'CRIER_ERR_CONFIG', { file, field: key });
+}
+
+function readConfigFile(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new UserError(`cannot read the configuration file`, 'CRIER_ERR_CONFIG', { file });
+  }
+  try {
+    return parseYaml(text) ?? {};
+  } catch (err) {
+    const line = err instanceof YAMLParseError ? err.linePos?.[0]?.line : undefined;
+    const msg = err instanceof Error ? (err.message.split('\n')[0] ?? '').replace(/:\s*$/, '') : String(err);
+    throw new UserError(`not valid YAML: ${msg}`, 'CRIER_ERR_CONFIG', { file, line });
+  }
+}
+
+function validZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-GB', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  // An empty variable (PORT=) means unset, as in most tools, not "0" or "".
+  const envParsed = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
+  if (!envParsed.success) {
+    const issue = envParsed.error.issues[0]!;
+    throw new UserError(issue.message, 'CRIER_ERR_CONFIG', { file: 'environment', field: issue.path.map(String).join('.') });
+  }
+  const e = envParsed.data;
+  const defaultFile = path.resolve(cwd, 'crier.config.yaml');
+  const configFile = e.CRIER_CONFIG ? path.resolve(cwd, e.CRIER_CONFIG) : existsSync(defaultFile) ? defaultFile : undefined;
+  const raw = configFile ? readConfigFile(configFile) : {};
+  const parsed = fileSchema.safeParse(raw);
+  if (!parsed.success) throw formatIssue(parsed.error.issues[0]!, configFile ?? 'configuration');
+  const f = parsed.data;
+  if (!validZone(f.timezone)) {
+    throw new UserError(`unknown time zone "${f.timezone}" (use an IANA name such as Europe/London)`, 'CRIER_ERR_CONFIG', {
+      file: configFile,
+      field: 'timezone',
+    });
+  }
+  const dataDir = path.resolve(cwd, e.CRIER_DATA_DIR);
+  const { channels, purdah, ...rest } = f;
+  const where = (i: number, field: string) => ({ file: configFile, field: `purdah.${i}.${field}` });
+  const windows = purdah.map((w, i) => {
+    const from = parseLocalTime(w.from, f.timezone, where(i, 'from'));
+    const to = parseLocalTime(w.to, f.timezone, where(i, 'to'));
+    if (to <= from) throw new UserError('"to" must be after "from"', 'CRIER_ERR_CONFIG', where(i, 'to'));
+    return { from, to, reason: w.reason };
+  });
+  const defaults = channelSettings.parse({});
+  const config: Config = {
+    ...rest,
+    purdah: windows,
+    configFile,
+    dataDir,
+    outboxDir: path.join(dataDir, 'outbox'),
+    redisUrl: e.REDIS_URL,
+    smtpUrl: e.SMTP_URL,
+    mailFrom: e.MAIL_FROM,
+    publicUrl: e.PUBLIC_URL.replace(/\/+$/, ''),
+    secret: e.CRIER_SECRET ?? '',
+    user: e.CRIER_USER ?? env.USER ?? 'crier',
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    twitter: {
+      apiBase: e.TWITTER_API_BASE.replace(/\/+$/, ''),
+      appKey: e.TWITTER_APP_KEY,
+      appSecret: e.TWITTER_APP_SECRET,
+      accessToken: e.TWITTER_ACCESS_TOKEN,
+      accessSecret: e.TWITTER_ACCESS_SECRET,
+    },
+    mastodon: { url: e.MASTODON_URL?.replace(/\/+$/, ''), token: e.MASTODON_TOKEN },
+    plausible: { url: e.PLAUSIBLE_URL, apiKey: e.PLAUSIBLE_API_KEY, siteId: e.PLAUSIBLE_SITE_ID },
+    channelSettings: (name: string) => channels[name] ?? defaults,
+  };
+  return Object.freeze(config);
+}
+
+/** Tests and the secret bootstrap build a config with a few things changed. */
+export function withOverrides(config: Config, overrides: Partial<Config>): Config {
+  return Object.freeze({ ...config, ...overrides });
+}

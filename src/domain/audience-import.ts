@@ -1,0 +1,304 @@
+import { createWriteStream, mkdirSync, openSync, type WriteStream } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { once } from 'node:events';
+import type { Redis } from 'ioredis';
+import { UserError } from '../errors.js';
+import {
+  audienceKeys,
+  checkListName,
+  emailHash,
+  emailProblem,
+  luaScript,
+  runScript,
+  normaliseEmail,
+  subscriberId,
+  type AudienceEventHook,
+} from './audience-keys.js';
+import { csvLine, readCsvRecords, type CsvRecord } from './csv.js';
+
+/**
+ * `subscribers import`: streams a CSV into the audience in pipelined batches.
+ * Each row goes through one Lua script so the suppression check and the write
+ * are atomic: an unsubscribe racing the import can never be undone by it.
+ */
+
+export interface ImportResult {
+  imported: number;
+  updated: number;
+  rejected: number;
+  /** Rows for suppressed or unsubscribed addresses: left untouched. */
+  suppressed: number;
+  rejectsFile?: string;
+}
+
+export interface ImportOptions {
+  /** Consent source; default `import:<file basename>`. */
+  source?: string;
+  now?: () => Date;
+  /** Where the rejects file goes (the CLI passes `<dataDir>/rejects`). */
+  rejectsDir?: string;
+  /** Rows per Redis round trip. */
+  batchSize?: number;
+  onEvent?: AudienceEventHook;
+}
+
+type Column = 'email' | 'name' | 'area' | 'topics';
+const COLUMNS: Column[] = ['email', 'name', 'area', 'topics'];
+const ALIASES: Record<string, Column> = {
+  email: 'email',
+  'e-mail': 'email',
+  'email address': 'email',
+  name: 'name',
+  area: 'area',
+  topics: 'topics',
+  topic: 'topics',
+};
+const MAX_LEN: Record<Exclude<Column, 'email'>, number> = { name: 200, area: 100, topics: 500 };
+
+// One call per batch (rows as ARGV groups of 6, their hash keys after the 5 fixed keys).
+// New subscribers get consent and a sequence number; existing ones keep consent and take
+// non-empty new values; unsubscribed or suppressed ones are never touched.
+// Replies per row: 1 imported, 2 updated, 3 suppressed.
+const UPSERT = luaScript(`
+local out = {}
+local list, source, now = ARGV[1], ARGV[2], ARGV[3]
+for r = 1, #KEYS - 5 do
+  local key, a = KEYS[5 + r], 3 + (r - 1) * 6
+  local id, hash, email, name, area, topics = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
+  local status = redis.call('HGET', key, 'status')
+  if status == 'unsubscribed' or redis.call('SISMEMBER', KEYS[4], hash) == 1 then
+    out[r] = 3
+  else
+    if status then
+      local upd = {'updated_at', now}
+      if name ~= '' then upd[#upd + 1] = 'name'; upd[#upd + 1] = name end
+      if area ~= '' then upd[#upd + 1] = 'area'; upd[#upd + 1] = area end
+      if topics ~= '' then upd[#upd + 1] = 'topics'; upd[#upd + 1] = topics end
+      redis.call('HSET', key, unpack(upd))
+      out[r] = 2
+    else
+      redis.call('HSET', key, 'email', email, 'name', name, 'area', area, 'topics', topics,
+        'status', 'subscribed', 'consent_source', source, 'consent_at', now,
+        'created_at', now, 'updated_at', now)
+      out[r] = 1
+    end
+    local score = status and redis.call('ZSCORE', KEYS[1], id)
+    if not score then
+      score = redis.call('INCR', KEYS[5])
+      redis.call('ZADD', KEYS[1], score, id)
+    end
+    redis.call('ZADD', KEYS[2], 'NX', score, id)
+  end
+end
+redis.call('SADD', KEYS[3], list)
+return out`);
+
+interface Row {
+  email: string;
+  name: string;
+  area: string;
+  topics: string;
+}
+
+/** Collapses line breaks, tabs and control characters: these values end up in mail headers and pages. */
+function clean(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  return value.replace(/[\s\u0000-\u001f\u007f]+/g, ' ').trim();
+}
+
+function cleanTopics(value: string): string {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const part of value.split(';')) {
+    const t = clean(part);
+    if (t !== '' && !seen.has(t.toLowerCase())) {
+      seen.add(t.toLowerCase());
+      out.push(t);
+    }
+  }
+  return out.join(';');
+}
+
+function headerName(raw: string): string {
+  return raw
+    .replace(/^(\uFEFF|ï»¿)/, '')
+    .trim()
+    .toLowerCase()
+    .replace(/[\s_]+/g, ' ');
+}
+
+function readHeader(rec: CsvRecord, file: string): Map<Column, number> {
+  const cols = new Map<Column, number>();
+  rec.fields.forEach((f, i) => {
+    const col = ALIASES[headerName(f)];
+    if (col && !cols.has(col)) cols.set(col, i);
+  });
+  const where = { file, line: rec.line };
+  if (cols.size === 0 && rec.fields.length === 1 && /email/i.test(rec.raw) && /[;\t]/.test(rec.raw)) {
+    throw new UserError(
+      'the header is separated by semicolons or tabs, not commas; save the file as "CSV (comma delimited)"',
+      'CRIER_ERR_INPUT',
+      where,
+    );
+  }
+  if (cols.size === 0) {
+    const seen = rec.raw.length > 80 ? `${rec.raw.slice(0, 80)}…` : rec.raw;
+    throw new UserError(
+      `not a CSV file with a header row: expected columns email,name,area,topics, found ${JSON.stringify(seen)}`,
+      'CRIER_ERR_INPUT',
+      where,
+    );
+  }
+  for (const col of COLUMNS) {
+    if (!cols.has(col)) {
+      throw new UserError(`the header has no "${col}" column (expected email,name,area,topics)`, 'CRIER_ERR_INPUT', {
+        ...where,
+        field: col,
+      });
+    }
+  }
+  return cols;
+}
+
+/** A row's problem (for the rejects file), or the clean row. */
+function readRow(rec: CsvRecord, cols: Map<Column, number>, width: number): Row | string {
+  for (const col of COLUMNS) {
+    if ((cols.get(col) ?? 0) >= rec.fields.length) return `missing column "${col}"`;
+  }
+  if (rec.fields.length > width && rec.fields.slice(width).some((f) => f.trim() !== '')) {
+    return `${rec.fields.length} fields but the header has ${width} (an unquoted comma?)`;
+  }
+  const get = (col: Column): string => rec.fields[cols.get(col) ?? 0] ?? '';
+  const email = normaliseEmail(get('email'));
+  const problem = emailProblem(email);
+  if (problem) return problem;
+  const row: Row = { email, name: clean(get('name')), area: clean(get('area')), topics: cleanTopics(get('topics')) };
+  for (const col of ['name', 'area', 'topics'] as const) {
+    const len = col === 'topics' ? get('topics').trim().length : row[col].length;
+    if (len > MAX_LEN[col]) return `${col} longer than ${MAX_LEN[col]} characters (${len})`;
+  }
+  return row;
+}
+
+/** The rejects file, opened at the first bad row so clean imports leave nothing behind. */
+class RejectsWriter {
+  private out?: WriteStream;
+  file?: string;
+
+  constructor(
+    private readonly dir: string,
+    private readonly base: string,
+    private readonly stamp: string,
+  ) {}
+
+  async add(line: number, reason: string, raw: string): Promise<void> {
+    if (!this.out) this.open();
+    const text = raw.length > 10_000 ? `${raw.slice(0, 10_000)}…` : raw;
+    if (!this.out?.write(`${csvLine([String(line), reason, text])}\n`)) await once(this.out as WriteStream, 'drain');
+  }
+
+  private open(): void {
+    let fd: number | undefined;
+    try {
+      mkdirSync(this.dir, { recursive: true });
+      for (let n = 1; fd === undefined; n++) {
+        const file = path.join(this.dir, `${this.base}-${this.stamp}${n > 1 ? `-${n}` : ''}.rejects.csv`);
+        try {
+          fd = openSync(file, 'wx');
+          this.file = file;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || n > 100) throw err;
+        }
+      }
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      throw new UserError(`cannot write the rejects file: ${msg}`, 'CRIER_ERR_INPUT', { file: this.dir });
+    }
+    this.out = createWriteStream('', { fd });
+    this.out.write('line,reason,raw\n');
+  }
+
+  async close(): Promise<void> {
+    if (!this.out) return;
+    const out = this.out;
+    await new Promise<void>((resolve, reject) => {
+      out.once('error', reject);
+      out.end(resolve);
+    });
+  }
+}
+
+export async function importSubscribers(
+  redis: Redis,
+  prefix: string,
+  file: string,
+  list: string,
+  opts: ImportOptions = {},
+): Promise<ImportResult> {
+  checkListName(list);
+  const now = opts.now ?? (() => new Date());
+  const base = path.basename(file).replace(/\.csv$/i, '');
+  const source = opts.source ?? `import:${path.basename(file)}`;
+  const stamp = now().toISOString().replace(/[-:.]/g, '');
+  const rejects = new RejectsWriter(opts.rejectsDir ?? path.join(os.tmpdir(), 'crier-rejects'), base, stamp);
+  const batchSize = opts.batchSize ?? 500;
+  const k = audienceKeys(prefix);
+  const result: ImportResult = { imported: 0, updated: 0, rejected: 0, suppressed: 0 };
+  let batch: Row[] = [];
+
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    const at = now().toISOString();
+    const keys = [k.subs, k.list(list), k.lists, k.suppressed, k.seq];
+    const args = [list, source, at];
+    for (const r of batch) {
+      const id = subscriberId(r.email);
+      keys.push(k.sub(id));
+      args.push(id, emailHash(r.email), r.email, r.name, r.area, r.topics);
+    }
+    batch = [];
+    const codes = (await runScript(redis, UPSERT, keys, args)) as number[];
+    for (const code of codes) {
+      if (code === 1) result.imported++;
+      else if (code === 2) result.updated++;
+      else result.suppressed++;
+    }
+  };
+
+  try {
+    let cols: Map<Column, number> | undefined;
+    let width = 0;
+    for await (const rec of readCsvRecords(file)) {
+      const blank = rec.fields.length === 1 && (rec.fields[0] ?? '').trim() === '';
+      if (blank) continue;
+      if (!cols) {
+        cols = readHeader(rec, file);
+        width = rec.fields.length;
+        continue;
+      }
+      const row = readRow(rec, cols, width);
+      if (typeof row === 'string') {
+        result.rejected++;
+        await rejects.add(rec.line, row, rec.raw);
+        continue;
+      }
+      batch.push(row);
+      if (batch.length >= batchSize) await flush();
+    }
+    if (!cols) throw new UserError('the file has no header row', 'CRIER_ERR_INPUT', { file, line: 1 });
+    await flush();
+  } finally {
+    await rejects.close();
+  }
+  if (rejects.file) result.rejectsFile = rejects.file;
+  await opts.onEvent?.('subscriber.import', {
+    file: path.basename(file),
+    list,
+    imported: String(result.imported),
+    updated: String(result.updated),
+    rejected: String(result.rejected),
+    suppressed: String(result.suppressed),
+  });
+  return result;
+}

@@ -1,0 +1,276 @@
+import type { Redis } from 'ioredis';
+import type { Recipient } from '../../channels/adapter.js';
+import { UserError } from '../errors.js';
+import {
+  audienceKeys,
+  emailHash,
+  execAll,
+  luaScript,
+  normaliseEmail,
+  runScript,
+  subscriberId,
+  type AudienceEventHook,
+} from './audience-keys.js';
+import { csvLine } from './csv.js';
+
+/**
+ * The audience: subscribers (one hash each), lists (zsets of ids in insertion
+ * order), consent, unsubscribe and the suppression list (hashes of emails that
+ * must never be mailed again, which outlives re-imports and erasure).
+ */
+
+export { subscriberId, emailHash, normaliseEmail, checkListName, audienceKeys, emailProblem } from './audience-keys.js';
+export type { AudienceEventHook } from './audience-keys.js';
+export { importSubscribers, type ImportResult, type ImportOptions } from './audience-import.js';
+
+export type SubscriberStatus = 'subscribed' | 'unsubscribed';
+
+export interface Subscriber extends Recipient {
+  status: SubscriberStatus;
+  consentSource: string;
+  consentAt: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A whole list, or (community alerts) subscribers by area and topic, optionally within a list. */
+export type AudienceSelector = { list: string } | { list?: string; areas?: string[]; topics?: string[] };
+
+
+export interface AudienceOpts {
+  now?: () => Date;
+  onEvent?: AudienceEventHook;
+}
+
+export function splitTopics(topics: string | undefined): string[] {
+  if (!topics) return [];
+  return topics
+    .split(';')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
+}
+
+function toSubscriber(id: string, h: Record<string, string>): Subscriber | null {
+  if (!h.email) return null;
+  return {
+    id,
+    email: h.email,
+    name: h.name ?? '',
+    area: h.area ?? '',
+    topics: splitTopics(h.topics),
+    status: h.status === 'unsubscribed' ? 'unsubscribed' : 'subscribed',
+    consentSource: h.consent_source ?? '',
+    consentAt: h.consent_at ?? '',
+    createdAt: h.created_at ?? '',
+    updatedAt: h.updated_at ?? '',
+  };
+}
+
+export async function getSubscriber(redis: Redis, prefix: string, id: string): Promise<Subscriber | null> {
+  return toSubscriber(id, await redis.hgetall(audienceKeys(prefix).sub(id)));
+}
+
+export async function findSubscriber(redis: Redis, prefix: string, email: string): Promise<Subscriber | null> {
+  return getSubscriber(redis, prefix, subscriberId(email));
+}
+
+export async function isSuppressed(redis: Redis, prefix: string, email: string): Promise<boolean> {
+  return (await redis.sismember(audienceKeys(prefix).suppressed, emailHash(email))) === 1;
+}
+
+/**
+ * The recipients to send to now, in the order of `ids`: null for anyone gone,
+ * unsubscribed or suppressed since planning (checked at send time so a
+ * campaign already sending stops mailing them).
+ */
+export async function getRecipients(redis: Redis, prefix: string, ids: string[]): Promise<Array<Recipient | null>> {
+  if (ids.length === 0) return [];
+  const k = audienceKeys(prefix);
+  const pipe = redis.pipeline();
+  for (const id of ids) pipe.hgetall(k.sub(id));
+  const hashes = (await execAll(pipe)) as Array<Record<string, string>>;
+  const subs = ids.map((id, i) => toSubscriber(id, hashes[i] ?? {}));
+  const live = subs.filter((s): s is Subscriber => s !== null && s.status === 'subscribed');
+  const suppressed = new Set<string>();
+  if (live.length > 0) {
+    const flags = await redis.smismember(k.suppressed, ...live.map((s) => emailHash(s.email)));
+    live.forEach((s, i) => {
+      if (flags[i] === 1) suppressed.add(s.id);
+    });
+  }
+  return subs.map((s) =>
+    s && s.status === 'subscribed' && !suppressed.has(s.id)
+      ? { id: s.id, email: s.email, name: s.name, area: s.area, topics: s.topics }
+      : null,
+  );
+}
+
+// One round trip per page: the next ids by score after ARGV[1], and of those the subscribed
+// ones (with area and topics when filtering, which JS does for Unicode-aware case folding).
+// Reply: last score seen, ids scanned, then the ids (or id, area, topics triples).
+const PAGE = luaScript(`
+local raw = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {raw[#raw] or '', tostring(#raw / 2)}
+for i = 1, #raw, 2 do
+  local key = ARGV[3] .. raw[i]
+  if ARGV[4] == '1' then
+    local v = redis.call('HMGET', key, 'status', 'area', 'topics')
+    if v[1] == 'subscribed' then
+      out[#out + 1] = raw[i]; out[#out + 1] = v[2] or ''; out[#out + 1] = v[3] or ''
+    end
+  elseif redis.call('HGET', key, 'status') == 'subscribed' then
+    out[#out + 1] = raw[i]
+  end
+end
+return out`);
+
+/**
+ * Pages of subscribed ids in stable (insertion) order. Pages the zset by score
+ * (each id's score is its unique sequence number), so ids removed or added
+ * while streaming never shift the pages, and memory holds about two pages.
+ */
+export async function* streamAudience(
+  redis: Redis,
+  prefix: string,
+  selector: AudienceSelector,
+  pageSize: number,
+): AsyncGenerator<string[]> {
+  const k = audienceKeys(prefix);
+  const key = selector.list ? k.list(selector.list) : k.subs;
+  const lower = (xs: string[] | undefined): Set<string> | undefined =>
+    xs && xs.length > 0 ? new Set(xs.map((x) => x.trim().toLowerCase())) : undefined;
+  const areas = 'areas' in selector ? lower(selector.areas) : undefined;
+  const topics = 'topics' in selector ? lower(selector.topics) : undefined;
+  const filtered = areas !== undefined || topics !== undefined;
+  const size = Math.max(1, Math.floor(pageSize));
+  let after = '-inf';
+  let ready: string[] = [];
+  for (;;) {
+    const reply = (await runScript(redis, PAGE, [key], [after, String(size), k.sub(''), filtered ? '1' : '0'])) as string[];
+    const [last = '', scanned = '0'] = reply;
+    if (filtered) {
+      for (let i = 2; i + 2 < reply.length; i += 3) {
+        const [id = '', area = '', tops = ''] = reply.slice(i, i + 3);
+        if (areas && !areas.has(area.trim().toLowerCase())) continue;
+        if (topics && !splitTopics(tops).some((t) => topics.has(t.toLowerCase()))) continue;
+        ready.push(id);
+      }
+    } else {
+      for (let i = 2; i < reply.length; i++) ready.push(reply[i] as string);
+    }
+    while (ready.length >= size) {
+      yield ready.slice(0, size);
+      ready = ready.slice(size);
+    }
+    if (Number(scanned) < size || last === '') break;
+    after = `(${last}`;
+  }
+  if (ready.length > 0) yield ready;
+}
+
+export async function countAudience(redis: Redis, prefix: string, selector: AudienceSelector): Promise<number> {
+  let n = 0;
+  for await (const page of streamAudience(redis, prefix, selector, 1000)) n += page.length;
+  return n;
+}
+
+export async function listNames(redis: Redis, prefix: string): Promise<string[]> {
+  return (await redis.smembers(audienceKeys(prefix).lists)).sort();
+}
+
+// Checks the email is still the one we read, so a concurrent forget cannot leave a half hash behind.
+const UNSUBSCRIBE = `
+if redis.call('HGET', KEYS[1], 'email') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'status') ~= 'unsubscribed' then
+  redis.call('HSET', KEYS[1], 'status', 'unsubscribed', 'unsubscribed_at', ARGV[2],
+    'unsubscribe_source', ARGV[3], 'updated_at', ARGV[2])
+end
+redis.call('SADD', KEYS[2], ARGV[4])
+return 1`;
+
+/** Unsubscribes at once and suppresses the address for good; idempotent (keeps the first time). */
+export async function unsubscribe(
+  redis: Redis,
+  prefix: string,
+  id: string,
+  source: string,
+  opts: AudienceOpts = {},
+): Promise<{ email: string } | null> {
+  const k = audienceKeys(prefix);
+  const email = await redis.hget(k.sub(id), 'email');
+  if (!email) return null;
+  const now = (opts.now ?? (() => new Date()))().toISOString();
+  const done = await redis.eval(UNSUBSCRIBE, 2, k.sub(id), k.suppressed, email, now, source, emailHash(email));
+  if (done !== 1) return null;
+  await opts.onEvent?.('subscriber.unsubscribe', { id, source });
+  return { email };
+}
+
+const FORGET = `
+local existed = redis.call('EXISTS', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  redis.call('ZREM', ARGV[3] .. name, ARGV[1])
+end
+redis.call('SADD', KEYS[4], ARGV[2])
+return existed`;
+
+/**
+ * GDPR erasure: deletes the subscriber and every list membership, keeping only
+ * the email's sha256 on the suppression list so no import brings them back.
+ * Suppresses even an unknown address (the person asked not to be contacted);
+ * returns whether there was anything to erase.
+ */
+export async function forgetSubscriber(
+  redis: Redis,
+  prefix: string,
+  email: string,
+  opts: AudienceOpts = {},
+): Promise<boolean> {
+  const norm = normaliseEmail(email);
+  if (norm === '') throw new UserError('no email given', 'CRIER_ERR_INPUT', { field: 'email' });
+  const k = audienceKeys(prefix);
+  const id = subscriberId(norm);
+  const existed = await redis.eval(FORGET, 4, k.sub(id), k.subs, k.lists, k.suppressed, id, emailHash(norm), k.listPrefix);
+  await opts.onEvent?.('subscriber.forget', { id, found: existed === 1 ? 'yes' : 'no' });
+  return existed === 1;
+}
+
+export const EXPORT_HEADER = ['email', 'name', 'area', 'topics', 'status', 'consent_source', 'consent_at'];
+
+/**
+ * Writes the list as CSV (header first), unsubscribed members included so the
+ * team sees who opted out. `write` may return a promise to apply backpressure.
+ * Returns the number of subscribers written.
+ */
+export async function exportList(
+  redis: Redis,
+  prefix: string,
+  list: string,
+  write: (line: string) => void | Promise<void>,
+): Promise<number> {
+  const k = audienceKeys(prefix);
+  if ((await redis.sismember(k.lists, list)) !== 1) {
+    throw new UserError(`no list named "${list}"`, 'CRIER_ERR_NOT_FOUND', { field: 'list' });
+  }
+  await write(csvLine(EXPORT_HEADER));
+  let count = 0;
+  let after = '-inf';
+  const page = 1000;
+  for (;;) {
+    const raw = await redis.zrangebyscore(k.list(list), after, '+inf', 'WITHSCORES', 'LIMIT', 0, page);
+    if (raw.length === 0) break;
+    after = `(${raw[raw.length - 1] as string}`;
+    const pipe = redis.pipeline();
+    for (let i = 0; i < raw.length; i += 2) pipe.hmget(k.sub(raw[i] as string), ...EXPORT_HEADER);
+    const rows = (await execAll(pipe)) as Array<Array<string | null>>;
+    for (const row of rows) {
+      if (!row[0]) continue;
+      await write(csvLine(row.map((v) => v ?? '')));
+      count++;
+    }
+    if (raw.length < page * 2) break;
+  }
+  return count;
+}

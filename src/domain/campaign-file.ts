@@ -1,0 +1,145 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import { z } from 'zod';
+import { channelDefinition, channelNames } from '../../channels/registry.js';
+import type { Config } from '../config.js';
+import { UserError } from '../errors.js';
+import { isValidZone, parseLocalTime } from '../time.js';
+
+/** A campaign file (YAML) → a validated campaign draft. Every error names the file, line and field. */
+
+export const KINDS = ['newsletter', 'community', 'social', 'press'] as const;
+export type CampaignKind = (typeof KINDS)[number];
+
+export interface CampaignDraft {
+  title: string;
+  kind: CampaignKind;
+  sendAt: Date;
+  timezone: string;
+  essential: boolean;
+  channels: Record<string, Record<string, unknown>>;
+}
+
+const fileSchema = z
+  .object({
+    title: z.string().trim().min(1, 'a title is required').max(200),
+    kind: z.enum(KINDS, { message: `kind must be one of ${KINDS.join(', ')}` }),
+    send_at: z.union([z.string(), z.date()], { message: 'send_at is required ("YYYY-MM-DD HH:mm", local time)' }),
+    timezone: z.string().optional(),
+    essential: z.boolean().default(false),
+    channels: z.record(z.string(), z.record(z.string(), z.unknown()), { message: 'channels must map a channel name to its settings' }),
+  })
+  .strict();
+
+/** The line of the deepest part of `fieldPath` present: a mapping key's own line (a block value starts a line later). */
+function lineOf(doc: Document, counter: LineCounter, fieldPath: (string | number)[]): number | undefined {
+  for (let n = fieldPath.length; n >= 0; n--) {
+    const parent = n === 0 ? undefined : n === 1 ? doc.contents : doc.getIn(fieldPath.slice(0, n - 1), true);
+    const key = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && String(p.key.value) === String(fieldPath[n - 1]))?.key : undefined;
+    const node = key ?? (n === 0 ? doc.contents : doc.getIn(fieldPath.slice(0, n), true));
+    const range = (node as { range?: [number, number, number] } | undefined)?.range;
+    if (range) return counter.linePos(range[0]).line;
+  }
+  return undefined;
+}
+
+/** An unknown key is reported at the key itself, not at its parent. */
+function issuePath(issue: z.core.$ZodIssue): (string | number)[] {
+  const p = issue.path.filter((k): k is string | number => typeof k !== 'symbol');
+  return issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? [...p, issue.keys[0]] : p;
+}
+
+export interface ParseOptions {
+  now: Date;
+}
+
+export function readCampaignFile(file: string, config: Config, opts: ParseOptions): CampaignDraft {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new UserError('cannot read the campaign file', 'CRIER_ERR_INPUT', { file });
+  }
+  return parseCampaign(text, file, config, opts);
+}
+
+export function parseCampaign(text: string, file: string, config: Config, opts: ParseOptions): CampaignDraft {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    // Without prettyErrors, linePos is unset: count it; an error at the very end belongs to the last line.
+    const lastLine = text.replace(/\s+$/, '').split('\n').length;
+    const line = e.linePos?.[0]?.line ?? Math.min(counter.linePos(e.pos[0]).line, lastLine);
+    throw new UserError(`not valid YAML: ${e.message.split('\n')[0]}`, 'CRIER_ERR_INPUT', { file, line });
+  }
+  if (!isMap(doc.contents)) throw new UserError('a campaign file is a YAML mapping (title:, kind:, send_at:, channels:)', 'CRIER_ERR_INPUT', { file, line: 1 });
+  const fail = (fieldPath: (string | number)[], message: string): never => {
+    throw new UserError(message, 'CRIER_ERR_INPUT', { file, line: lineOf(doc, counter, fieldPath), field: fieldPath.join('.') || undefined });
+  };
+  const parsed = fileSchema.safeParse(doc.toJS());
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const p = issuePath(issue);
+    const message = issue.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}` : issue.message;
+    fail(p, message);
+  }
+  const f = parsed.data!;
+  const timezone = f.timezone ?? config.timezone;
+  if (!isValidZone(timezone)) fail(['timezone'], `unknown time zone "${timezone}" (use an IANA name such as Europe/London)`);
+  const where = (field: string[]) => ({ file, line: lineOf(doc, counter, field), field: field.join('.') });
+  const sendAt = parseLocalTime(f.send_at, timezone, where(['send_at']));
+  if (sendAt.getTime() < opts.now.getTime() - 1000) fail(['send_at'], `${String(f.send_at)} is in the past`);
+
+  const names = Object.keys(f.channels);
+  if (names.length === 0) fail(['channels'], 'at least one channel is required');
+  const channels: Record<string, Record<string, unknown>> = {};
+  for (const name of names) {
+    const def = channelDefinition(name);
+    if (!def) fail(['channels', name], `unknown channel "${name}" (known: ${channelNames().join(', ')})`);
+    const content = { ...f.channels[name] };
+    inlineBodyFile(content, file, (msg) => fail(['channels', name, 'body_file'], msg));
+    resolveImages(content, file, (i, msg) => fail(['channels', name, 'images', i, 'file'], msg));
+    const result = def!.contentSchema.safeParse(content);
+    if (!result.success) {
+      const issue = result.error.issues[0]!;
+      const sub = issuePath(issue);
+      const message = issue.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}` : issue.message;
+      fail(['channels', name, ...sub], message);
+    }
+    const value = result.data as Record<string, unknown>;
+    for (const field of def!.localTimes ?? []) {
+      if (value[field] !== undefined) {
+        value[`${field}_iso`] = parseLocalTime(value[field], timezone, where(['channels', name, field])).toISOString();
+      }
+    }
+    channels[name] = value;
+  }
+  return { title: f.title, kind: f.kind, sendAt, timezone, essential: f.essential, channels };
+}
+
+/** `body_file` is read once at create time, relative to the campaign file, so later edits do not change a queued campaign. */
+function inlineBodyFile(content: Record<string, unknown>, file: string, fail: (msg: string) => never): void {
+  const bodyFile = content.body_file;
+  if (bodyFile === undefined) return;
+  if (typeof bodyFile !== 'string') fail('body_file must be a path');
+  const full = path.resolve(path.dirname(file), bodyFile as string);
+  try {
+    content.body = readFileSync(full, 'utf8');
+  } catch {
+    fail(`cannot read ${full}`);
+  }
+  delete content.body_file;
+}
+
+/** Image paths are relative to the campaign file; they must exist when the campaign is created. */
+function resolveImages(content: Record<string, unknown>, file: string, fail: (i: number, msg: string) => never): void {
+  if (!Array.isArray(content.images)) return;
+  content.images = content.images.map((img: unknown, i: number) => {
+    if (!img || typeof img !== 'object' || typeof (img as { file?: unknown }).file !== 'string') return img;
+    const full = path.resolve(path.dirname(file), (img as { file: string }).file);
+    if (!existsSync(full)) fail(i, `image not found: ${full}`);
+    return { ...img, file: full };
+  });
+}

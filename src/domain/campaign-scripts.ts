@@ -1,0 +1,123 @@
+/**
+ * Lua scripts for every campaign state change, so the CLI, the API and any
+ * number of workers agree on one state even when they race.
+ * KEYS[1] is always the campaign hash.
+ */
+
+/**
+ * ARGV: version, held reason ('' = not held), now ISO.
+ * → 'sending' | 'resume' (planning was interrupted; plan again, idempotently) | 'held' | 'stale' | <other status>
+ */
+export const BEGIN = `
+local s = redis.call('HGET', KEYS[1], 'status')
+if not s then return 'missing' end
+if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 'stale' end
+if s == 'sending' then return 'resume' end
+if s ~= 'scheduled' then return s end
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], 'status', 'held', 'reason', ARGV[2], 'updated_at', ARGV[3])
+  return 'held'
+end
+redis.call('HSET', KEYS[1], 'status', 'sending', 'started_at', ARGV[3], 'updated_at', ARGV[3])
+return 'sending'
+`;
+
+/** ARGV: now ISO. → 'ok' | <status that cannot be cancelled> */
+export const CANCEL = `
+local s = redis.call('HGET', KEYS[1], 'status')
+if not s then return 'missing' end
+if s == 'draft' or s == 'awaiting_approval' or s == 'scheduled' or s == 'held' or s == 'sending' then
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'updated_at', ARGV[1], 'previous_status', s)
+  redis.call('HINCRBY', KEYS[1], 'version', 1)
+  return 'ok'
+end
+return s
+`;
+
+/** ARGV: new send_at ISO, now ISO. → {status, version} or {error status} */
+export const RESCHEDULE = `
+local s = redis.call('HGET', KEYS[1], 'status')
+if not s then return {'missing', 0} end
+if s == 'scheduled' or s == 'held' or s == 'draft' or s == 'awaiting_approval' then
+  local next = s
+  if s == 'held' then next = 'scheduled' end
+  redis.call('HSET', KEYS[1], 'send_at', ARGV[1], 'status', next, 'reason', '', 'updated_at', ARGV[2])
+  local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+  return {next, v}
+end
+return {'refused:' .. s, 0}
+`;
+
+/** ARGV: approver, now ISO. → {status, version} */
+export const APPROVE = `
+local s = redis.call('HGET', KEYS[1], 'status')
+if not s then return {'missing', 0} end
+if s == 'awaiting_approval' or (s == 'held' and redis.call('HGET', KEYS[1], 'essential') == '1') then
+  redis.call('HSET', KEYS[1], 'status', 'scheduled', 'approved_by', ARGV[1], 'reason', '', 'updated_at', ARGV[2])
+  local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+  return {'scheduled', v}
+end
+return {'refused:' .. s, 0}
+`;
+
+/**
+ * Registers one batch of a channel's plan exactly once and adds its size to the total;
+ * the first registration's ids are the batch for good.
+ * KEYS: campaign, counts, batches. ARGV: channel, batch, ids (',' joined).
+ */
+export const ADD_BATCH = `
+if redis.call('HSETNX', KEYS[3], ARGV[1] .. ':' .. ARGV[2], ARGV[3]) == 1 then
+  local n = 1
+  for _ in string.gmatch(ARGV[3], ',') do n = n + 1 end
+  redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':total', n)
+end
+return 1
+`;
+
+/**
+ * Decides the campaign's final status once every channel is planned and every
+ * delivery has an outcome. Shared by MARK and PLANNED. Expects KEYS[1] campaign, KEYS[2] counts.
+ */
+const FINISH = `
+local function finish(now)
+  if redis.call('HGET', KEYS[1], 'status') ~= 'sending' then return '' end
+  local list = redis.call('HGET', KEYS[1], 'channels_list') or ''
+  local sent, failed, skipped, total = 0, 0, 0, 0
+  for ch in string.gmatch(list, '[^,]+') do
+    if redis.call('HGET', KEYS[2], ch .. ':planned') ~= '1' then return '' end
+    local t = tonumber(redis.call('HGET', KEYS[2], ch .. ':total') or '0')
+    local a = tonumber(redis.call('HGET', KEYS[2], ch .. ':sent') or '0')
+    local f = tonumber(redis.call('HGET', KEYS[2], ch .. ':failed') or '0')
+    local k = tonumber(redis.call('HGET', KEYS[2], ch .. ':skipped') or '0')
+    if a + f + k < t then return '' end
+    sent = sent + a; failed = failed + f; skipped = skipped + k; total = total + t
+  end
+  local status = 'sent'
+  if failed > 0 and sent == 0 then status = 'failed' elseif failed > 0 then status = 'partially_failed' end
+  redis.call('HSET', KEYS[1], 'status', status, 'finished_at', now, 'updated_at', now)
+  return status
+end
+`;
+
+/**
+ * Records one delivery's outcome exactly once; returns the final status when this was the last one.
+ * KEYS: campaign, counts, done set, failures hash, sent-ids hash.
+ * ARGV: channel, recipient, outcome (sent|failed|skipped), reason, now, network id ('' = none).
+ */
+export const MARK = `${FINISH}
+if redis.call('SADD', KEYS[3], ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':' .. ARGV[3], 1)
+  if ARGV[6] ~= '' then redis.call('HSET', KEYS[5], ARGV[1] .. ':' .. ARGV[2], ARGV[6]) end
+  if ARGV[3] == 'failed' then
+    redis.call('HSET', KEYS[4], ARGV[1] .. ':' .. ARGV[2], ARGV[4])
+    redis.call('HSET', KEYS[2], ARGV[1] .. ':error', ARGV[4])
+  end
+end
+return finish(ARGV[5])
+`;
+
+/** Marks a channel's planning complete. KEYS: campaign, counts. ARGV: channel, now. */
+export const PLANNED = `${FINISH}
+redis.call('HSET', KEYS[2], ARGV[1] .. ':planned', '1')
+return finish(ARGV[2])
+`;

@@ -1,0 +1,166 @@
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { UserError } from '../errors.js';
+import { runScript } from '../redis/scripts.js';
+import type { CampaignDraft, CampaignKind } from './campaign-file.js';
+import { APPROVE, BEGIN, CANCEL, RESCHEDULE } from './campaign-scripts.js';
+
+export const STATUSES = ['draft', 'awaiting_approval', 'scheduled', 'held', 'sending', 'sent', 'partially_failed', 'failed', 'cancelled'] as const;
+export type CampaignStatus = (typeof STATUSES)[number];
+
+export interface Campaign {
+  id: string;
+  title: string;
+  kind: CampaignKind;
+  status: CampaignStatus;
+  sendAt: Date;
+  timezone: string;
+  essential: boolean;
+  author: string;
+  approvedBy?: string;
+  reason?: string;
+  version: number;
+  createdAt: Date;
+  channels: Record<string, Record<string, unknown>>;
+}
+
+export interface ChannelCounts {
+  sent: number;
+  failed: number;
+  pending: number;
+  skipped: number;
+  error?: string;
+}
+
+/** Redis keys of one campaign. */
+export function campaignKeys(prefix: string, id: string) {
+  const base = `${prefix}:campaign:${id}`;
+  return {
+    hash: base,
+    counts: `${base}:counts`,
+    batches: `${base}:batches`,
+    done: (channel: string) => `${base}:done:${channel}`,
+    failures: `${base}:failures`,
+    /** `<channel>:<recipient>` → the network's id for what was sent (post id, message id). */
+    sent: `${base}:sent`,
+    index: `${prefix}:campaigns`,
+  };
+}
+
+export function newCampaignId(): string {
+  return `c${randomBytes(6).toString('base64url').replace(/[-_]/g, 'x').toLowerCase()}`;
+}
+
+export async function saveNewCampaign(redis: Redis, prefix: string, draft: CampaignDraft, status: CampaignStatus, author: string, now: Date): Promise<Campaign> {
+  const id = newCampaignId();
+  const k = campaignKeys(prefix, id);
+  const c: Campaign = { id, title: draft.title, kind: draft.kind, status, sendAt: draft.sendAt, timezone: draft.timezone, essential: draft.essential, author, version: 1, createdAt: now, channels: draft.channels };
+  await redis
+    .multi()
+    .hset(k.hash, {
+      id,
+      title: c.title,
+      kind: c.kind,
+      status,
+      send_at: c.sendAt.toISOString(),
+      timezone: c.timezone,
+      essential: c.essential ? '1' : '0',
+      author,
+      version: '1',
+      created_at: now.toISOString(),
+      updated_at: now.toISOString(),
+      channels: JSON.stringify(c.channels),
+      channels_list: Object.keys(c.channels).join(','),
+    })
+    .zadd(k.index, now.getTime(), id)
+    .exec();
+  return c;
+}
+
+function fromHash(h: Record<string, string>): Campaign {
+  return {
+    id: h.id!,
+    title: h.title!,
+    kind: h.kind as CampaignKind,
+    status: h.status as CampaignStatus,
+    sendAt: new Date(h.send_at!),
+    timezone: h.timezone!,
+    essential: h.essential === '1',
+    author: h.author!,
+    approvedBy: h.approved_by || undefined,
+    reason: h.reason || undefined,
+    version: Number(h.version),
+    createdAt: new Date(h.created_at!),
+    channels: JSON.parse(h.channels ?? '{}') as Record<string, Record<string, unknown>>,
+  };
+}
+
+export async function findCampaign(redis: Redis, prefix: string, id: string): Promise<Campaign | null> {
+  const h = await redis.hgetall(campaignKeys(prefix, id).hash);
+  return h.id ? fromHash(h) : null;
+}
+
+export async function getCampaign(redis: Redis, prefix: string, id: string): Promise<Campaign> {
+  const c = /^[a-z0-9]{1,40}$/.test(id) ? await findCampaign(redis, prefix, id) : null;
+  if (!c) throw new UserError(`no campaign with id "${id}" (see \`crier campaign list\`)`, 'CRIER_ERR_NOT_FOUND');
+  return c;
+}
+
+export async function listCampaigns(redis: Redis, prefix: string, limit = 500): Promise<Campaign[]> {
+  const ids = await redis.zrevrange(campaignKeys(prefix, '').index, 0, limit - 1);
+  const pipe = redis.pipeline();
+  for (const id of ids) pipe.hgetall(campaignKeys(prefix, id).hash);
+  const rows = (await pipe.exec()) ?? [];
+  return rows.map(([, h]) => h as Record<string, string>).filter((h) => h.id).map(fromHash);
+}
+
+export async function channelCounts(redis: Redis, prefix: string, c: Campaign): Promise<Record<string, ChannelCounts>> {
+  const counts = await redis.hgetall(campaignKeys(prefix, c.id).counts);
+  const out: Record<string, ChannelCounts> = {};
+  for (const ch of Object.keys(c.channels)) {
+    const n = (f: string) => Number(counts[`${ch}:${f}`] ?? 0);
+    const total = n('total');
+    const planned = counts[`${ch}:planned`] === '1';
+    const sent = n('sent');
+    const failed = n('failed');
+    const skipped = n('skipped');
+    // Before planning finishes the total is still growing; a not-yet-started channel counts as one pending delivery at least.
+    const pending = Math.max(total - sent - failed - skipped, planned || c.status === 'cancelled' ? 0 : 1);
+    out[ch] = { sent, failed, pending, skipped, ...(counts[`${ch}:error`] ? { error: counts[`${ch}:error`] } : {}) };
+  }
+  return out;
+}
+
+/** The campaign job's guard: only the current version of a scheduled campaign starts. */
+export async function beginSending(redis: Redis, prefix: string, id: string, version: number, heldReason: string, now: Date): Promise<string> {
+  return runScript<string>(redis, BEGIN, [campaignKeys(prefix, id).hash], [version, heldReason, now.toISOString()]);
+}
+
+export async function cancelCampaign(redis: Redis, prefix: string, id: string, now: Date): Promise<void> {
+  const r = await runScript<string>(redis, CANCEL, [campaignKeys(prefix, id).hash], [now.toISOString()]);
+  if (r === 'missing') throw new UserError(`no campaign with id "${id}"`, 'CRIER_ERR_NOT_FOUND');
+  if (r !== 'ok') throw new UserError(`campaign ${id} is ${r}; it can no longer be cancelled`, 'CRIER_ERR_STATE');
+}
+
+export async function rescheduleCampaign(redis: Redis, prefix: string, id: string, sendAt: Date, now: Date): Promise<{ status: CampaignStatus; version: number }> {
+  const [status, version] = await runScript<[string, number]>(redis, RESCHEDULE, [campaignKeys(prefix, id).hash], [sendAt.toISOString(), now.toISOString()]);
+  if (status === 'missing') throw new UserError(`no campaign with id "${id}"`, 'CRIER_ERR_NOT_FOUND');
+  if (status.startsWith('refused:')) throw new UserError(`campaign ${id} is ${status.slice(8)}; only a scheduled, held or unapproved campaign can be rescheduled`, 'CRIER_ERR_STATE');
+  return { status: status as CampaignStatus, version };
+}
+
+export async function approveCampaign(redis: Redis, prefix: string, id: string, approver: string, now: Date): Promise<{ status: CampaignStatus; version: number }> {
+  const [status, version] = await runScript<[string, number]>(redis, APPROVE, [campaignKeys(prefix, id).hash], [approver, now.toISOString()]);
+  if (status === 'missing') throw new UserError(`no campaign with id "${id}"`, 'CRIER_ERR_NOT_FOUND');
+  if (status.startsWith('refused:')) {
+    const s = status.slice(8);
+    const why = s === 'held' ? 'it is held by the pre-election period and not marked essential: true' : `it is ${s}`;
+    throw new UserError(`campaign ${id} cannot be approved: ${why}`, 'CRIER_ERR_STATE');
+  }
+  return { status: status as CampaignStatus, version };
+}
+
+/** The network ids of what a campaign sent, by `<channel>:<recipient>` (recipient '-' for posts). */
+export async function sentIds(redis: Redis, prefix: string, id: string): Promise<Record<string, string>> {
+  return redis.hgetall(campaignKeys(prefix, id).sent);
+}

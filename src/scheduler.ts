@@ -1,0 +1,166 @@
+import { Queue } from 'bullmq';
+import type { Config } from './config.js';
+import { UserError } from './errors.js';
+import type { Logger } from './log.js';
+import type { RedisHandle } from './redis/connection.js';
+import { appendAudit, type AuditDetail } from './domain/audit.js';
+import type { CampaignDraft } from './domain/campaign-file.js';
+import {
+  approveCampaign,
+  cancelCampaign,
+  getCampaign,
+  listCampaigns,
+  rescheduleCampaign,
+  saveNewCampaign,
+  type Campaign,
+} from './domain/campaigns.js';
+
+export const CAMPAIGN_QUEUE = 'campaigns';
+export const deliverQueueName = (channel: string): string => `deliver-${channel}`;
+export const planJobId = (id: string, version: number): string => `${id}:plan:v${version}`;
+
+export interface CampaignJobData {
+  id: string;
+  version: number;
+}
+
+/**
+ * Turns decisions about campaigns (create, approve, cancel, reschedule) into
+ * state in Redis and delayed jobs in BullMQ. The state change is atomic (Lua);
+ * the job is derived from it (job id = campaign + version), so a stale job
+ * finds a newer version and does nothing, and a lost job is re-added by
+ * reconcile().
+ */
+export class Scheduler {
+  private readonly queues = new Map<string, Queue>();
+
+  constructor(
+    private readonly config: Config,
+    private readonly handle: RedisHandle,
+    private readonly log: Logger,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  queue(name: string): Queue {
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new Queue(name, { connection: this.handle.options, prefix: this.config.redis_prefix });
+      q.on('error', (err) => this.log.warn({ err: err.message, queue: name }, 'queue error'));
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  private get redis() {
+    return this.handle.redis;
+  }
+
+  private audit(actor: string, action: string, subject: string, detail?: AuditDetail): Promise<string> {
+    return appendAudit(this.redis, this.config.redis_prefix, { actor, action, subject, detail });
+  }
+
+  needsApproval(kind: string): boolean {
+    return (this.config.approval.kinds as string[]).includes(kind);
+  }
+
+  private checkApprover(actor: string, author: string, id: string): void {
+    if (actor === author) throw new UserError(`campaign ${id} was written by ${author}; it needs approval by someone else`, 'CRIER_ERR_FORBIDDEN');
+    const approvers = this.config.approval.approvers;
+    if (approvers.length > 0 && !approvers.includes(actor)) {
+      throw new UserError(`${actor} is not an approver (approval.approvers: ${approvers.join(', ')})`, 'CRIER_ERR_FORBIDDEN');
+    }
+  }
+
+  async create(draft: CampaignDraft, opts: { actor: string; approve?: boolean }): Promise<Campaign> {
+    // The author is whoever creates it (CRIER_USER), never a field of the file: no approving your own work.
+    const author = opts.actor;
+    const needs = this.needsApproval(draft.kind);
+    if (opts.approve && needs) {
+      throw new UserError(
+        `a ${draft.kind} campaign needs approval by someone other than its author (you, ${author}): create it without --approve, then another approver runs \`crier campaign approve ID\``,
+        'CRIER_ERR_FORBIDDEN',
+      );
+    }
+    const status = needs ? 'awaiting_approval' : 'scheduled';
+    const now = this.now();
+    const c = await saveNewCampaign(this.redis, this.config.redis_prefix, draft, status, author, now);
+    await this.audit(opts.actor, 'campaign.create', c.id, { title: c.title, kind: c.kind, status, send_at: c.sendAt.toISOString() });
+    if (status === 'scheduled') await this.enqueue(c.id, c.version, c.sendAt);
+    this.log.info({ campaignId: c.id, status }, 'campaign created');
+    return c;
+  }
+
+  async approve(id: string, actor: string): Promise<Campaign> {
+    const c = await getCampaign(this.redis, this.config.redis_prefix, id);
+    this.checkApprover(actor, c.author, id);
+    const { version } = await approveCampaign(this.redis, this.config.redis_prefix, id, actor, this.now());
+    await this.audit(actor, 'campaign.approve', id, { was: c.status });
+    // Read send_at after the state change: a reschedule between our first read and APPROVE moved it.
+    // (A reschedule after APPROVE bumps the version again and adds its own job; ours is then stale.)
+    const after = await getCampaign(this.redis, this.config.redis_prefix, id);
+    await this.enqueue(id, version, after.sendAt);
+    return after;
+  }
+
+  async cancel(id: string, actor: string): Promise<void> {
+    const c = await getCampaign(this.redis, this.config.redis_prefix, id);
+    await cancelCampaign(this.redis, this.config.redis_prefix, id, this.now());
+    await this.audit(actor, 'campaign.cancel', id, { was: c.status });
+    await this.removeJob(planJobId(id, c.version));
+  }
+
+  async reschedule(id: string, sendAt: Date, actor: string): Promise<Campaign> {
+    if (sendAt.getTime() < this.now().getTime() - 1000) throw new UserError('the new time is in the past', 'CRIER_ERR_INPUT', { field: '--at' });
+    const before = await getCampaign(this.redis, this.config.redis_prefix, id);
+    const { status, version } = await rescheduleCampaign(this.redis, this.config.redis_prefix, id, sendAt, this.now());
+    await this.audit(actor, 'campaign.reschedule', id, { from: before.sendAt.toISOString(), to: sendAt.toISOString() });
+    if (status === 'scheduled') await this.enqueue(id, version, sendAt);
+    await this.removeJob(planJobId(id, before.version));
+    return getCampaign(this.redis, this.config.redis_prefix, id);
+  }
+
+  /** Adds the campaign's delayed job; the same version twice is one job. */
+  async enqueue(id: string, version: number, sendAt: Date): Promise<void> {
+    const delay = Math.max(0, sendAt.getTime() - this.now().getTime());
+    await this.queue(CAMPAIGN_QUEUE).add('campaign', { id, version } satisfies CampaignJobData, {
+      jobId: planJobId(id, version),
+      delay,
+      attempts: 10,
+      backoff: { type: 'exponential', delay: 1000 },
+      removeOnComplete: { age: 7 * 24 * 3600 },
+      removeOnFail: { age: 30 * 24 * 3600 },
+    });
+  }
+
+  private async removeJob(jobId: string): Promise<void> {
+    try {
+      await this.queue(CAMPAIGN_QUEUE).remove(jobId);
+    } catch (err) {
+      // An active or locked job cannot be removed; its version check makes it a no-op anyway.
+      this.log.debug({ jobId, err: (err as Error).message }, 'old campaign job left to expire');
+    }
+  }
+
+  /**
+   * After a crash between a state change and its job (or a lost Redis write),
+   * every scheduled campaign gets its job back. Idempotent.
+   */
+  async reconcile(): Promise<number> {
+    let added = 0;
+    for (const c of await listCampaigns(this.redis, this.config.redis_prefix, 10_000)) {
+      if (c.status !== 'scheduled') continue;
+      const job = await this.queue(CAMPAIGN_QUEUE).getJob(planJobId(c.id, c.version));
+      if (!job) {
+        await this.enqueue(c.id, c.version, c.sendAt);
+        added++;
+      }
+    }
+    if (added > 0) this.log.warn({ added }, 'reconciled scheduled campaigns with no job');
+    return added;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+  }
+}

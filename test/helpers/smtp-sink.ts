@@ -1,0 +1,173 @@
+import type { AddressInfo } from 'node:net';
+import { simpleParser, type ParsedMail } from 'mailparser';
+import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+
+/**
+ * A real SMTP server in the test process (127.0.0.1, random port, no auth, no
+ * TLS) that collects what arrives. It can be scripted to answer 4xx/5xx for
+ * chosen recipients or for the next N messages, to exercise retries.
+ */
+
+export interface SinkMessage {
+  from: string;
+  to: string[];
+  raw: Buffer;
+  /** Parsed with mailparser; absent when the sink was started with parse: false. */
+  parsed?: ParsedMail;
+}
+
+export interface SmtpSinkOptions {
+  /** Parse each message with mailparser (default true; turn off for benchmarks). */
+  parse?: boolean;
+  /** Keep messages in `messages` (default true; off keeps only `count`). */
+  keep?: boolean;
+}
+
+export interface SmtpSink {
+  readonly port: number;
+  /** SMTP_URL for Crier. */
+  readonly url: string;
+  readonly messages: SinkMessage[];
+  /** Messages accepted so far (counted even when not kept). */
+  readonly count: number;
+  /** Messages refused so far by a scripted reply. */
+  readonly refused: number;
+  /** SMTP connections opened so far (a pooled client reuses them). */
+  readonly connections: number;
+  /** Answer RCPT TO for this address with `code text` (every time, until cleared). */
+  rejectRecipient(email: string, code: number, text?: string): void;
+  clearRejections(): void;
+  /** Answer the end of DATA for the next `n` messages with `code text`. */
+  failNext(n: number, code: number, text?: string): void;
+  /** Resolves once at least `n` messages have been accepted. */
+  waitFor(n: number, timeoutMs?: number): Promise<SinkMessage[]>;
+  close(): Promise<void>;
+}
+
+class SmtpReply extends Error {
+  constructor(
+    readonly responseCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function defaultText(code: number): string {
+  return code >= 500 ? 'Requested action not taken: mailbox unavailable' : 'Requested action aborted: try again later';
+}
+
+export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSink> {
+  const parse = opts.parse ?? true;
+  const keep = opts.keep ?? true;
+  const messages: SinkMessage[] = [];
+  const rejections = new Map<string, SmtpReply>();
+  const script: SmtpReply[] = [];
+  let count = 0;
+  let refused = 0;
+  let connections = 0;
+  let waiters: Array<() => void> = [];
+
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    disableReverseLookup: true,
+    logger: false,
+    closeTimeout: 500,
+    size: 25 * 1024 * 1024,
+    onConnect(_session, callback) {
+      connections += 1;
+      callback();
+    },
+    onRcptTo(address, _session, callback) {
+      const reply = rejections.get(address.address.toLowerCase());
+      if (reply) {
+        refused += 1;
+        callback(reply);
+        return;
+      }
+      callback();
+    },
+    onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('end', () => {
+        const reply = script.shift();
+        if (reply) {
+          refused += 1;
+          callback(reply);
+          return;
+        }
+        const raw = Buffer.concat(chunks);
+        const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+        const to = session.envelope.rcptTo.map((r) => r.address);
+        const finish = (parsed?: ParsedMail): void => {
+          count += 1;
+          if (keep) messages.push({ from, to, raw, parsed });
+          callback();
+          const ready = waiters;
+          waiters = [];
+          for (const w of ready) w();
+        };
+        if (!parse) {
+          finish();
+          return;
+        }
+        simpleParser(raw).then(finish, (err: unknown) => callback(err instanceof Error ? err : new Error(String(err))));
+      });
+    },
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  // A client that drops a connection must not crash the test process.
+  server.on('error', () => {});
+  const port = (server.server.address() as AddressInfo).port;
+
+  return {
+    port,
+    url: `smtp://127.0.0.1:${port}`,
+    messages,
+    get count() {
+      return count;
+    },
+    get refused() {
+      return refused;
+    },
+    get connections() {
+      return connections;
+    },
+    rejectRecipient(email, code, text) {
+      rejections.set(email.toLowerCase(), new SmtpReply(code, text ?? defaultText(code)));
+    },
+    clearRejections() {
+      rejections.clear();
+    },
+    failNext(n, code, text) {
+      for (let i = 0; i < n; i += 1) script.push(new SmtpReply(code, text ?? defaultText(code)));
+    },
+    async waitFor(n, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (count < n) {
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`smtp sink: expected ${n} messages, got ${count}`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, left);
+          waiters.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+      return messages;
+    },
+    close() {
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,120 @@
+import type { Job } from 'bullmq';
+import type { ChainableCommander, Redis } from 'ioredis';
+import { ChannelError, RateLimitedError, type ChannelAdapter, type Delivery, type Recipient } from '../channels/adapter.js';
+import type { Config } from '../src/config.js';
+import type { Logger } from '../src/log.js';
+import { audienceKeys, emailHash, getRecipients } from '../src/domain/audience.js';
+import { MARK } from '../src/domain/campaign-scripts.js';
+import { campaignKeys, findCampaign, type Campaign } from '../src/domain/campaigns.js';
+import { appendAudit } from '../src/domain/audit.js';
+import { runScript } from '../src/redis/scripts.js';
+import type { DeliverJobData } from './plan.js';
+
+/**
+ * A delivery job: one batch of one channel of one campaign. Each recipient is
+ * marked done only after the adapter returned (the transport accepted it), and
+ * skipped if already done, so a retried or re-run batch repeats at most the
+ * message that was in flight.
+ */
+
+export interface DeliverDeps {
+  config: Config;
+  redis: Redis;
+  log: Logger;
+  adapter: ChannelAdapter;
+  now(): Date;
+  /** Waits for the channel's messages-per-second budget. */
+  throttle(): Promise<void>;
+  /** Pauses the channel's queue until the network's reset time. */
+  pauseUntil(resetAt: Date): Promise<void>;
+  /** Special deliveries that are not a message (press publishing). */
+  special?: Record<string, (c: Campaign, deps: DeliverDeps) => Promise<void>>;
+}
+
+export type Outcome = 'sent' | 'failed' | 'skipped';
+
+/** Thrown to hand a rate-limited job back to BullMQ (not a failure). */
+export class PausedForRateLimit extends Error {}
+
+export async function markOutcome(redis: Redis, prefix: string, c: Campaign, channel: string, id: string, outcome: Outcome, reason: string, now: Date, networkId = ''): Promise<string> {
+  const k = campaignKeys(prefix, c.id);
+  const finished = await runScript<string>(redis, MARK, [k.hash, k.counts, k.done(channel), k.failures, k.sent], [channel, id, outcome, reason, now.toISOString(), networkId]);
+  if (finished) await appendAudit(redis, prefix, { actor: 'worker', action: 'campaign.send', subject: c.id, detail: { status: finished } });
+  return finished;
+}
+
+async function pipelineValues(pipe: ChainableCommander): Promise<unknown[]> {
+  return ((await pipe.exec()) ?? []).map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}
+
+export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverDeps): Promise<void> {
+  const { config, redis } = deps;
+  const prefix = config.redis_prefix;
+  const { campaignId, channel, batch } = job.data;
+  const k = campaignKeys(prefix, campaignId);
+  const c = await findCampaign(redis, prefix, campaignId);
+  if (!c || c.status !== 'sending') return; // cancelled (or gone): send nothing more
+  const log = deps.log.child({ campaignId, channel, batch });
+  const ids = ((await redis.hget(k.batches, batch)) ?? '').split(',').filter(Boolean);
+  const done = ids.length > 0 ? await redis.smismember(k.done(channel), ...ids) : [];
+  const todo = ids.filter((_, i) => done[i] !== 1);
+  if (todo.length === 0) return;
+  const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+  const content = c.channels[channel] ?? {};
+  // The batch's names and addresses in one round trip; just before each send only the
+  // subscription and the campaign's status are read again (one more round trip).
+  const audience = todo.filter((id) => !deps.special?.[id] && id !== '-');
+  const details = new Map<string, Recipient | null>();
+  (await getRecipients(redis, prefix, audience)).forEach((r, i) => details.set(audience[i]!, r));
+  const ak = audienceKeys(prefix);
+  for (const [i, id] of todo.entries()) {
+    const special = deps.special?.[id];
+    let recipient: Recipient | undefined;
+    if (!special && id !== '-') {
+      let r = details.get(id) ?? null;
+      if (r) {
+        // Read at send time: someone who unsubscribed (or was forgotten) a second ago is not mailed.
+        const [campaign, status, suppressed] = await pipelineValues(
+          redis.pipeline().hget(k.hash, 'status').hget(ak.sub(id), 'status').sismember(ak.suppressed, emailHash(r.email)),
+        );
+        if (i > 0 && campaign !== 'sending') return;
+        if (status !== 'subscribed' || suppressed === 1) r = null;
+      }
+      if (!r) {
+        await markOutcome(redis, prefix, c, channel, id, 'skipped', 'unsubscribed', deps.now());
+        continue;
+      }
+      recipient = r;
+    } else if (i > 0 && (await redis.hget(k.hash, 'status')) !== 'sending') return;
+    const delivery: Delivery = { campaignId, campaignTitle: c.title, kind: c.kind, channel, content, recipient, key: `${campaignId}:${channel}:${id}` };
+    try {
+      let networkId = '';
+      if (special) await special(c, deps);
+      else {
+        await deps.throttle();
+        // Post ids (X, Mastodon) and message ids are what the collectors look up later.
+        networkId = (await deps.adapter.send(delivery, { log, now: deps.now })).id ?? '';
+      }
+      await markOutcome(redis, prefix, c, channel, id, 'sent', '', deps.now(), networkId);
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      if (err instanceof RateLimitedError) {
+        log.warn({ resetAt: err.resetAt.toISOString() }, 'rate limited: pausing channel');
+        await deps.pauseUntil(err.resetAt);
+        throw new PausedForRateLimit(e.message);
+      }
+      const permanent = err instanceof ChannelError && err.kind !== 'transient';
+      if (permanent || lastAttempt) {
+        const reason = permanent ? e.message : `gave up after ${job.attemptsMade + 1} tries: ${e.message}`;
+        log.warn({ recipient: id, reason }, 'delivery failed');
+        await markOutcome(redis, prefix, c, channel, id, 'failed', reason, deps.now());
+        continue;
+      }
+      log.info({ recipient: id, err: e.message }, 'transient failure: will retry');
+      throw e;
+    }
+  }
+}

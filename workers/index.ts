@@ -1,0 +1,130 @@
+import { Queue, Worker, type Job } from 'bullmq';
+import type { ChannelAdapter } from '../channels/adapter.js';
+import { channelDefinition, channelNames } from '../channels/registry.js';
+import type { Config } from '../src/config.js';
+import type { Logger } from '../src/log.js';
+import type { RedisHandle } from '../src/redis/connection.js';
+import { CAMPAIGN_QUEUE, deliverQueueName, type CampaignJobData } from '../src/scheduler.js';
+import { PausedForRateLimit, processDeliverJob, type DeliverDeps } from './deliver.js';
+import { processCampaignJob, type DeliverJobData } from './plan.js';
+import { specialDeliveries } from './specials.js';
+
+/** The queue names a worker process can serve: `campaigns` and `deliver-<channel>`. */
+export function allQueueNames(): string[] {
+  return [CAMPAIGN_QUEUE, ...channelNames().map(deliverQueueName)];
+}
+
+export interface WorkerPool {
+  /** Waits for in-flight jobs to finish, then closes adapters and queues. */
+  close(): Promise<void>;
+  workers: Worker[];
+}
+
+export interface StartWorkersOptions {
+  config: Config;
+  handle: RedisHandle;
+  log: Logger;
+  queues?: string[];
+  now?: () => Date;
+  /**
+   * Replaces the registry's adapter factory for the channels named. Tests use it to give
+   * the X adapter a private CA (`ca`), since NODE_EXTRA_CA_CERTS is read only at process start.
+   */
+  adapters?: Partial<Record<string, (config: Config) => ChannelAdapter>>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function startWorkers(opts: StartWorkersOptions): WorkerPool {
+  const { config, handle, log } = opts;
+  const now = opts.now ?? (() => new Date());
+  const prefix = config.redis_prefix;
+  const wanted = opts.queues ?? allQueueNames();
+  const known = new Set(allQueueNames());
+  const queues = new Map<string, Queue>();
+  const queue = (name: string) => {
+    let q = queues.get(name);
+    if (!q) {
+      q = new Queue(name, { connection: handle.options, prefix });
+      queues.set(name, q);
+    }
+    return q;
+  };
+  const adapters: ChannelAdapter[] = [];
+  const workers: Worker[] = [];
+  // A killed worker's active jobs are retried once their lock lapses and the stalled check runs.
+  const lock = { lockDuration: config.worker_lock_ms, stalledInterval: config.worker_lock_ms };
+  const onError = (name: string) => (err: Error) => log.warn({ queue: name, err: err.message }, 'worker error');
+
+  for (const name of wanted) {
+    if (!known.has(name)) throw new Error(`unknown queue ${name}`);
+    if (name === CAMPAIGN_QUEUE) {
+      const w = new Worker<CampaignJobData>(
+        name,
+        (job: Job<CampaignJobData>) => processCampaignJob(job, { config, redis: handle.redis, log, now, deliverQueue: (ch) => queue(deliverQueueName(ch)) }),
+        { connection: handle.options, prefix, concurrency: 5, ...lock },
+      );
+      w.on('error', onError(name));
+      w.on('failed', (job, err) => log.error({ campaignId: job?.data.id, err: err.message }, 'campaign job failed'));
+      workers.push(w);
+      continue;
+    }
+    const channel = name.slice('deliver-'.length);
+    const settings = config.channelSettings(channel);
+    const adapter = (opts.adapters?.[channel] ?? channelDefinition(channel)!.create)(config);
+    adapters.push(adapter);
+    const deps: DeliverDeps = {
+      config,
+      redis: handle.redis,
+      log: log.child({ channel }),
+      adapter,
+      now,
+      throttle: throttle(handle, `${prefix}:rate:${channel}`, settings.rate_per_second),
+      pauseUntil: async (resetAt) => queue(name).rateLimit(Math.max(1000, resetAt.getTime() - Date.now())),
+      special: specialDeliveries(config, handle),
+    };
+    const w = new Worker<DeliverJobData>(
+      name,
+      async (job: Job<DeliverJobData>) => {
+        try {
+          await processDeliverJob(job, deps);
+        } catch (err) {
+          // The queue is paused until the reset; hand the job back without counting a try.
+          if (err instanceof PausedForRateLimit) throw Worker.RateLimitError();
+          throw err;
+        }
+      },
+      // A limiter must exist for a manual rate limit (429 reset) to pause the queue; per-message
+      // rates are kept by throttle() instead, since a job is a batch.
+      { connection: handle.options, prefix, concurrency: settings.concurrency, limiter: { max: 1_000_000, duration: 1000 }, ...lock },
+    );
+    w.on('error', onError(name));
+    workers.push(w);
+  }
+  log.info({ queues: wanted }, 'workers started');
+  return {
+    workers,
+    async close() {
+      await Promise.all(workers.map((w) => w.close()));
+      await Promise.all(adapters.map((a) => a.close().catch(() => undefined)));
+      await Promise.all([...queues.values()].map((q) => q.close()));
+    },
+  };
+}
+
+/**
+ * A fixed one-second window shared by every worker process through Redis:
+ * at most `perSecond` messages start in any second.
+ */
+function throttle(handle: RedisHandle, key: string, perSecond: number): () => Promise<void> {
+  if (perSecond <= 0) return async () => undefined;
+  return async () => {
+    for (;;) {
+      const second = Math.floor(Date.now() / 1000);
+      const k = `${key}:${second}`;
+      const [[, n]] = (await handle.redis.multi().incr(k).expire(k, 5).exec()) as [[null, number], [null, number]];
+      if (n <= perSecond) return;
+      await sleep((second + 1) * 1000 - Date.now() + 1);
+    }
+  };
+}

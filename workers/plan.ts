@@ -1,0 +1,135 @@
+import type { Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { channelDefinition } from '../channels/registry.js';
+import type { AudienceSelector } from '../channels/adapter.js';
+import type { Config } from '../src/config.js';
+import type { Logger } from '../src/log.js';
+import { appendAudit } from '../src/domain/audit.js';
+import { audienceKeys, splitTopics } from '../src/domain/audience.js';
+import { ADD_BATCH, PLANNED } from '../src/domain/campaign-scripts.js';
+import { beginSending, campaignKeys, findCampaign, type Campaign } from '../src/domain/campaigns.js';
+import { runScript } from '../src/redis/scripts.js';
+import type { CampaignJobData } from '../src/scheduler.js';
+
+/**
+ * The campaign job: at send time, decide whether the campaign may go (current
+ * version, not cancelled, not held by the pre-election period), then fan it
+ * out into delivery batches.
+ *
+ * A batch is a fixed range of subscriber sequence numbers, so batch n of a
+ * campaign is the same whenever planning runs: re-planning after a crash
+ * finds each batch already registered (first registration wins, in Redis) and
+ * each job already added (same job id), and doubles nothing. Memory holds one
+ * page of ids at a time, whatever the audience size.
+ */
+
+export interface DeliverJobData {
+  campaignId: string;
+  channel: string;
+  /** Field in the campaign's batches hash holding the recipient ids (',' joined). */
+  batch: string;
+}
+
+export interface PlanDeps {
+  config: Config;
+  redis: Redis;
+  log: Logger;
+  deliverQueue(channel: string): Queue;
+  now(): Date;
+}
+
+export function purdahReason(config: Config, at: Date): string {
+  const w = config.purdah.find((p) => at >= p.from && at < p.to);
+  return w ? `${w.reason} (${w.from.toISOString()} – ${w.to.toISOString()}); held until released by an approver (essential campaigns) or rescheduled` : '';
+}
+
+export async function processCampaignJob(job: Job<CampaignJobData>, deps: PlanDeps): Promise<string> {
+  const { config, redis, log } = deps;
+  const prefix = config.redis_prefix;
+  const { id, version } = job.data;
+  const c = await findCampaign(redis, prefix, id);
+  if (!c) return 'missing';
+  const now = deps.now();
+  const hold = c.essential && c.approvedBy ? '' : purdahReason(config, now);
+  const outcome = await beginSending(redis, prefix, id, version, hold, now);
+  const clog = log.child({ campaignId: id });
+  if (outcome === 'held') {
+    clog.warn({ reason: hold }, 'campaign held');
+    await appendAudit(redis, prefix, { actor: 'scheduler', action: 'campaign.hold', subject: id, detail: { reason: hold } });
+    return 'held';
+  }
+  if (outcome !== 'sending' && outcome !== 'resume') {
+    clog.info({ outcome, version }, 'campaign job skipped');
+    return outcome;
+  }
+  clog.info({ outcome }, 'planning campaign');
+  for (const channel of Object.keys(c.channels)) await planChannel(c, channel, deps);
+  return 'planned';
+}
+
+async function planChannel(c: Campaign, channel: string, deps: PlanDeps): Promise<void> {
+  const { config, redis } = deps;
+  const prefix = config.redis_prefix;
+  const k = campaignKeys(prefix, c.id);
+  const content = c.channels[channel] ?? {};
+  const def = channelDefinition(channel);
+  const settings = config.channelSettings(channel);
+  const queue = deps.deliverQueue(channel);
+  const opts = (batch: string, delay = 0) => ({
+    jobId: `${c.id}:${channel}:${batch}`,
+    delay,
+    attempts: settings.attempts,
+    backoff: { type: 'exponential', delay: settings.backoff_ms },
+    removeOnComplete: { age: 24 * 3600, count: 10_000 },
+    removeOnFail: { age: 30 * 24 * 3600 },
+  });
+  const register = async (batch: string, ids: string[], delay = 0) => {
+    await runScript(redis, ADD_BATCH, [k.hash, k.counts, k.batches], [channel, batch, ids.join(',')]);
+    const data: DeliverJobData = { campaignId: c.id, channel, batch: `${channel}:${batch}` };
+    await queue.add('deliver', data, opts(batch, delay));
+  };
+  if (def?.audience) {
+    for await (const { batch, ids } of audienceBatches(redis, prefix, def.audience(content), config.batch_size)) {
+      await register(String(batch), ids);
+    }
+  } else {
+    await register('0', ['-']);
+  }
+  // Press releases publish to the public feed at the embargo time (or now).
+  if (channel === 'press') {
+    const at = typeof content.embargo_until_iso === 'string' ? new Date(content.embargo_until_iso).getTime() : 0;
+    await register('publish', ['publish'], Math.max(0, at - deps.now().getTime()));
+  }
+  await runScript(redis, PLANNED, [k.hash, k.counts], [channel, deps.now().toISOString()]);
+}
+
+/**
+ * Batch n holds the audience members whose sequence number is in
+ * (n·size, (n+1)·size], filtered by subscription status, area and topic.
+ */
+export async function* audienceBatches(redis: Redis, prefix: string, selector: AudienceSelector, size: number): AsyncGenerator<{ batch: number; ids: string[] }> {
+  const k = audienceKeys(prefix);
+  const key = selector.list ? k.list(selector.list) : k.subs;
+  const norm = (xs?: string[]) => (xs && xs.length > 0 ? new Set(xs.map((x) => x.trim().toLowerCase())) : undefined);
+  const areas = norm(selector.areas);
+  const topics = norm(selector.topics);
+  let cursor = 0;
+  for (;;) {
+    const next = await redis.zrangebyscore(key, `(${cursor}`, '+inf', 'WITHSCORES', 'LIMIT', 0, 1);
+    if (next.length < 2) return;
+    const batch = Math.floor((Number(next[1]) - 1) / size);
+    cursor = (batch + 1) * size;
+    const members = await redis.zrangebyscore(key, batch * size + 1, cursor);
+    const pipe = redis.pipeline();
+    for (const id of members) pipe.hmget(k.sub(id), 'status', 'area', 'topics');
+    const rows = ((await pipe.exec()) ?? []).map(([, r]) => r as (string | null)[]);
+    const ids = members.filter((_, i) => {
+      const [status, area, tops] = rows[i] ?? [];
+      if (status !== 'subscribed') return false;
+      if (areas && !areas.has((area ?? '').trim().toLowerCase())) return false;
+      if (topics && !splitTopics(tops ?? '').some((t) => topics.has(t.toLowerCase()))) return false;
+      return true;
+    });
+    if (ids.length > 0) yield { batch, ids };
+  }
+}
