@@ -173,8 +173,8 @@ export function arg(name: string, fallback: number): number {
 export const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
 
 /**
- * Turns Nagle's algorithm off on every TCP socket this process opens, for
- * `--nodelay` runs. nodemailer 8 does not set TCP_NODELAY, so the small final
+ * Turns Nagle's algorithm off on every TCP socket this process opens.
+ * nodemailer 8 does not set TCP_NODELAY (Crier's email channel does, itself), so the small final
  * "." of each message waits for the server's delayed ACK (~40 ms on Linux):
  * that caps every SMTP connection at ~25 messages/s and hides what Crier's own
  * machinery costs. Applied to the baseline and to Crier alike.
