@@ -108,14 +108,21 @@ async function main(): Promise<void> {
   const sink = await startCountingSink();
   const rss = sampleRss();
   try {
-    const config = benchConfig({ REDIS_URL: redis.url, SMTP_URL: sink.url });
+    const concurrency0 = arg('concurrency', 10);
+    const config = benchConfig({ REDIS_URL: redis.url, SMTP_URL: sink.url }, `channels:\n  email:\n    concurrency: ${concurrency0}\n`);
     const { concurrency } = config.channelSettings('email');
     console.log(`fan-out benchmark: ${n} recipients, email concurrency ${concurrency}, batch_size ${config.batch_size}, sink and redis on 127.0.0.1, TCP_NODELAY on every socket`);
+    const cpu0 = process.cpuUsage();
     const b = await baseline(config, sink, n);
+    const cpuB = process.cpuUsage(cpu0);
     const bytes = sink.bytes / n;
     console.log(`baseline (pooled nodemailer loop): ${n} in ${b.toFixed(1)} s = ${(n / b).toFixed(0)} msg/s (avg message ${(bytes / 1024).toFixed(1)} KiB)`);
+    const cpu1 = process.cpuUsage();
     const r = await crier(config, sink, n);
+    const cpuC = process.cpuUsage(cpu1);
     console.log(`crier (import ${r.importSecs.toFixed(1)} s, not timed) create → sent: ${n} in ${r.secs.toFixed(1)} s = ${(n / r.secs).toFixed(0)} msg/s`);
+    const perMsg = (u: NodeJS.CpuUsage) => `${((u.user + u.system) / n).toFixed(0)} µs`;
+    console.log(`CPU of this process per message (sink included): baseline ${perMsg(cpuB)}, crier ${perMsg(cpuC)} (import included)`);
     console.log(`ratio crier/baseline: ${(b / r.secs).toFixed(2)}x (target >= 0.8x); peak RSS ${mb(rss.stop())}`);
   } finally {
     rss.stop();

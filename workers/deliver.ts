@@ -1,10 +1,10 @@
 import type { Job } from 'bullmq';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { ChannelError, RateLimitedError, type ChannelAdapter, type Delivery, type Recipient } from '../channels/adapter.js';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { audienceKeys, emailHash, getRecipients } from '../src/domain/audience.js';
-import { MARK } from '../src/domain/campaign-scripts.js';
+import { MARK, MAY_SEND } from '../src/domain/campaign-scripts.js';
 import { campaignKeys, findCampaign, type Campaign } from '../src/domain/campaigns.js';
 import { appendAudit } from '../src/domain/audit.js';
 import { runScript } from '../src/redis/scripts.js';
@@ -36,18 +36,28 @@ export type Outcome = 'sent' | 'failed' | 'skipped';
 /** Thrown to hand a rate-limited job back to BullMQ (not a failure). */
 export class PausedForRateLimit extends Error {}
 
-export async function markOutcome(redis: Redis, prefix: string, c: Campaign, channel: string, id: string, outcome: Outcome, reason: string, now: Date, networkId = ''): Promise<string> {
-  const k = campaignKeys(prefix, c.id);
-  const finished = await runScript<string>(redis, MARK, [k.hash, k.counts, k.done(channel), k.failures, k.sent], [channel, id, outcome, reason, now.toISOString(), networkId]);
-  if (finished) await appendAudit(redis, prefix, { actor: 'worker', action: 'campaign.send', subject: c.id, detail: { status: finished } });
-  return finished;
+/** The next recipient whose MAY_SEND verdict a MARK should fetch in the same round trip. */
+interface NextCheck {
+  id: string;
+  emailHash: string;
 }
 
-async function pipelineValues(pipe: ChainableCommander): Promise<unknown[]> {
-  return ((await pipe.exec()) ?? []).map(([err, value]) => {
-    if (err) throw err;
-    return value;
-  });
+/**
+ * Records one outcome; returns the campaign's final status if this was its last
+ * outcome ('' otherwise) and, when `next` is given, that recipient's MAY_SEND verdict.
+ */
+export async function markOutcome(redis: Redis, prefix: string, c: Campaign, channel: string, id: string, outcome: Outcome, reason: string, now: Date, networkId = '', next?: NextCheck): Promise<{ finished: string; verdict: string }> {
+  const k = campaignKeys(prefix, c.id);
+  const keys = [k.hash, k.counts, k.done(channel), k.failures, k.sent];
+  const args = [channel, id, outcome, reason, now.toISOString(), networkId];
+  if (next) {
+    const ak = audienceKeys(prefix);
+    keys.push(ak.sub(next.id), ak.suppressed);
+    args.push(next.emailHash);
+  }
+  const [finished, verdict] = await runScript<[string, string]>(redis, MARK, keys, args);
+  if (finished) await appendAudit(redis, prefix, { actor: 'worker', action: 'campaign.send', subject: c.id, detail: { status: finished } });
+  return { finished, verdict };
 }
 
 export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverDeps): Promise<void> {
@@ -64,31 +74,43 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
   if (todo.length === 0) return;
   const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
   const content = c.channels[channel] ?? {};
-  // The batch's names and addresses in one round trip; just before each send only the
-  // subscription and the campaign's status are read again (one more round trip).
+  // The batch's names and addresses in one round trip. Just before each send the
+  // subscription and the campaign's status are read again (MAY_SEND); after the
+  // first recipient that read rides on the previous recipient's MARK, so each
+  // recipient costs one Redis round trip besides its send.
   const audience = todo.filter((id) => !deps.special?.[id] && id !== '-');
   const details = new Map<string, Recipient | null>();
   (await getRecipients(redis, prefix, audience)).forEach((r, i) => details.set(audience[i]!, r));
   const ak = audienceKeys(prefix);
+  const checkFor = (i: number): NextCheck | undefined => {
+    const id = todo[i];
+    const r = id === undefined ? null : details.get(id);
+    return id !== undefined && r ? { id, emailHash: emailHash(r.email) } : undefined;
+  };
+  let prefetched: string | undefined; // todo[i]'s verdict, fetched by the previous MARK
+  const mark = async (i: number, outcome: Outcome, reason: string, networkId = '') => {
+    const next = checkFor(i + 1);
+    const { verdict } = await markOutcome(redis, prefix, c, channel, todo[i]!, outcome, reason, deps.now(), networkId, next);
+    prefetched = next ? verdict : undefined;
+  };
   for (const [i, id] of todo.entries()) {
     const special = deps.special?.[id];
     let recipient: Recipient | undefined;
     if (!special && id !== '-') {
-      let r = details.get(id) ?? null;
-      if (r) {
-        // Read at send time: someone who unsubscribed (or was forgotten) a second ago is not mailed.
-        const [campaign, status, suppressed] = await pipelineValues(
-          redis.pipeline().hget(k.hash, 'status').hget(ak.sub(id), 'status').sismember(ak.suppressed, emailHash(r.email)),
-        );
-        if (i > 0 && campaign !== 'sending') return;
-        if (status !== 'subscribed' || suppressed === 1) r = null;
-      }
-      if (!r) {
-        await markOutcome(redis, prefix, c, channel, id, 'skipped', 'unsubscribed', deps.now());
+      const r = details.get(id) ?? null;
+      let verdict = 'skip';
+      if (r) verdict = prefetched ?? (await runScript<string>(redis, MAY_SEND, [k.hash, ak.sub(id), ak.suppressed], [emailHash(r.email)]));
+      prefetched = undefined;
+      if (verdict === 'stop') return;
+      if (verdict === 'skip' || !r) {
+        await mark(i, 'skipped', 'unsubscribed');
         continue;
       }
       recipient = r;
-    } else if (i > 0 && (await redis.hget(k.hash, 'status')) !== 'sending') return;
+    } else {
+      prefetched = undefined;
+      if (i > 0 && (await redis.hget(k.hash, 'status')) !== 'sending') return;
+    }
     const delivery: Delivery = { campaignId, campaignTitle: c.title, kind: c.kind, channel, content, recipient, key: `${campaignId}:${channel}:${id}` };
     try {
       let networkId = '';
@@ -98,7 +120,7 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
         // Post ids (X, Mastodon) and message ids are what the collectors look up later.
         networkId = (await deps.adapter.send(delivery, { log, now: deps.now })).id ?? '';
       }
-      await markOutcome(redis, prefix, c, channel, id, 'sent', '', deps.now(), networkId);
+      await mark(i, 'sent', '', networkId);
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       if (err instanceof RateLimitedError) {
@@ -110,7 +132,7 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
       if (permanent || lastAttempt) {
         const reason = permanent ? e.message : `gave up after ${job.attemptsMade + 1} tries: ${e.message}`;
         log.warn({ recipient: id, reason }, 'delivery failed');
-        await markOutcome(redis, prefix, c, channel, id, 'failed', reason, deps.now());
+        await mark(i, 'failed', reason);
         continue;
       }
       log.info({ recipient: id, err: e.message }, 'transient failure: will retry');

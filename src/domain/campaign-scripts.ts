@@ -100,11 +100,33 @@ end
 `;
 
 /**
- * Records one delivery's outcome exactly once; returns the final status when this was the last one.
- * KEYS: campaign, counts, done set, failures hash, sent-ids hash.
- * ARGV: channel, recipient, outcome (sent|failed|skipped), reason, now, network id ('' = none).
+ * May this recipient be sent to now? Read just before each send: 'stop' (the
+ * campaign is no longer sending), 'skip' (unsubscribed, forgotten or
+ * suppressed) or 'send'.
  */
-export const MARK = `${FINISH}
+const MAY_SEND_FN = `
+local function may_send(campaign, subscriber, suppressed, hash)
+  if redis.call('HGET', campaign, 'status') ~= 'sending' then return 'stop' end
+  if redis.call('HGET', subscriber, 'status') ~= 'subscribed' or redis.call('SISMEMBER', suppressed, hash) == 1 then return 'skip' end
+  return 'send'
+end
+`;
+
+/** KEYS: campaign, subscriber, suppression set. ARGV: the subscriber's email hash. */
+export const MAY_SEND = `${MAY_SEND_FN}
+return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+`;
+
+/**
+ * Records one delivery's outcome exactly once and, in the same round trip, asks
+ * MAY_SEND for the batch's next recipient.
+ * KEYS: campaign, counts, done set, failures hash, sent-ids hash; then, optionally,
+ * the next recipient's subscriber hash and the suppression set.
+ * ARGV: channel, recipient, outcome (sent|failed|skipped), reason, now, network id ('' = none);
+ * then, with the optional keys, the next recipient's email hash.
+ * Returns {final status if this was the last outcome else '', next verdict or ''}.
+ */
+export const MARK = `${FINISH}${MAY_SEND_FN}
 if redis.call('SADD', KEYS[3], ARGV[2]) == 1 then
   redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':' .. ARGV[3], 1)
   if ARGV[6] ~= '' then redis.call('HSET', KEYS[5], ARGV[1] .. ':' .. ARGV[2], ARGV[6]) end
@@ -113,7 +135,10 @@ if redis.call('SADD', KEYS[3], ARGV[2]) == 1 then
     redis.call('HSET', KEYS[2], ARGV[1] .. ':error', ARGV[4])
   end
 end
-return finish(ARGV[5])
+local finished = finish(ARGV[5])
+local verdict = ''
+if #KEYS >= 7 then verdict = may_send(KEYS[1], KEYS[6], KEYS[7], ARGV[7]) end
+return {finished, verdict}
 `;
 
 /** Marks a channel's planning complete. KEYS: campaign, counts. ARGV: channel, now. */

@@ -74,7 +74,7 @@ export async function connectRedis(config: Config, log: Logger): Promise<RedisHa
     connectionName: `crier:${process.pid}`,
     retryStrategy: (times) => (times > 20 ? null : Math.min(times * 100, 2000)),
   };
-  const redis = new Redis({ ...options, lazyConnect: true });
+  const redis = new Redis({ ...options, lazyConnect: true, enableAutoPipelining: true });
   redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
   try {
     await redis.connect();
