@@ -76,16 +76,17 @@ async function crier(config: Config, sink: CountingSink, n: number): Promise<{ s
 
   const pool = startWorkers({ config, handle, log, queues: ['campaigns', 'deliver-email'] });
   const scheduler = new Scheduler(config, handle, log);
+  const at = new Date();
   const yaml = [
     'title: Bench newsletter',
     'kind: newsletter',
-    `send_at: ${formatLocal(new Date(), config.timezone)}`,
+    `send_at: ${formatLocal(at, config.timezone)}`,
     'channels:',
     `  email: { list: newsletter, subject: ${JSON.stringify(SUBJECT)}, body: ${JSON.stringify(BODY)} }`,
   ].join('\n');
   const start0 = sink.count;
   const t0 = performance.now();
-  const c = await scheduler.create(parseCampaign(yaml, 'bench.yaml', config, { now: new Date() }), { actor: 'bench' });
+  const c = await scheduler.create(parseCampaign(yaml, 'bench.yaml', config, { now: at }), { actor: 'bench' });
   let status = '';
   for (;;) {
     status = (await findCampaign(handle.redis, config.redis_prefix, c.id))?.status ?? 'missing';

@@ -107,9 +107,10 @@ async function main(): Promise<void> {
       peak = Math.max(peak, memoryOf(pid).rss);
     }, 100);
     const scheduler = new Scheduler(config, handle, log);
-    const yaml = `title: Million\nkind: newsletter\nsend_at: ${formatLocal(new Date(), config.timezone)}\nchannels:\n  email: { list: everyone, subject: "Hello {{name}}", body: "News." }\n`;
+    const at = new Date();
+    const yaml = `title: Million\nkind: newsletter\nsend_at: ${formatLocal(at, config.timezone)}\nchannels:\n  email: { list: everyone, subject: "Hello {{name}}", body: "News." }\n`;
     const tp = performance.now();
-    const c = await scheduler.create(parseCampaign(yaml, 'bench.yaml', config, { now: new Date() }), { actor: 'bench' });
+    const c = await scheduler.create(parseCampaign(yaml, 'bench.yaml', config, { now: at }), { actor: 'bench' });
     const counts = campaignKeys(prefix, c.id).counts;
     while ((await handle.redis.hget(counts, 'email:planned')) !== '1') await new Promise((r) => setTimeout(r, 100));
     const secs = (performance.now() - tp) / 1000;
