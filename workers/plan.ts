@@ -89,9 +89,15 @@ async function planChannel(c: Campaign, channel: string, deps: PlanDeps): Promis
     await queue.add('deliver', data, opts(batch, delay));
   };
   if (def?.audience) {
-    for await (const { batch, ids } of audienceBatches(redis, prefix, def.audience(content), config.batch_size)) {
+    const selector = def.audience(content);
+    let recipients = 0;
+    for await (const { batch, ids } of audienceBatches(redis, prefix, selector, config.batch_size)) {
       await register(String(batch), ids);
+      recipients += ids.length;
     }
+    const log = deps.log.child({ campaignId: c.id, channel });
+    if (recipients === 0) log.warn({ audience: selector }, 'no recipients: the list is empty or nobody subscribed matches');
+    else log.info({ recipients }, 'audience planned');
   } else {
     await register('0', ['-']);
   }
