@@ -30,6 +30,8 @@ const localTime = z.string().regex(/^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?$/
 const fileSchema = z
   .object({
     timezone: z.string().default('Europe/London'),
+    /** Who publishes: named on press release pages and feeds. */
+    organisation: z.string().trim().min(1).max(200).optional(),
     redis_prefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default('crier'),
     /** Recipients per delivery job when a campaign is fanned out. */
     batch_size: z.number().int().min(1).max(5000).default(100),

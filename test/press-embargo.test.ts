@@ -80,7 +80,7 @@ describe('press release with an embargo', () => {
     const arrived = Date.now();
     expect(arrived).toBeLessThan(embargo.getTime());
     expect(mail.to).toEqual(['desk@newsroom.example']);
-    expect(mail.parsed?.subject).toMatch(/^EMBARGOED UNTIL \d{2}:\d{2} .*: New funding for youth diversion projects$/);
+    expect(mail.parsed?.subject).toMatch(/^EMBARGOED UNTIL \d{2}:\d{2}(:\d{2})? (GMT|BST) .*: New funding for youth diversion projects$/);
     expect(mail.parsed?.text).toContain('EMBARGOED UNTIL');
     expect(String(mail.parsed?.html)).toContain('EMBARGOED UNTIL');
 

@@ -46,9 +46,10 @@ export function embargoInstant(content: Pick<PressEmailContent, 'embargo_until' 
   return undefined;
 }
 
-/** "00:01 Tue 1 December 2026", in the team's zone. */
+/** "00:01 GMT Tue 1 December 2026" (seconds only when set), in the team's zone. */
 export function embargoLabel(at: DateTime, zone: string): string {
-  return at.setZone(zone).setLocale('en-GB').toFormat('HH:mm ccc d LLLL yyyy');
+  const local = at.setZone(zone).setLocale('en-GB');
+  return local.toFormat(`${local.second ? 'HH:mm:ss' : 'HH:mm'} ZZZZ ccc d LLLL yyyy`);
 }
 
 export interface EmbargoMarking {

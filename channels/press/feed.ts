@@ -3,6 +3,9 @@ import type { PressRelease } from './store.js';
 
 /** The public face of published press releases: RSS 2.0, Atom 1.0 and one HTML page each. */
 
+/** The feeds' title when no organisation is configured. */
+export const DEFAULT_SITE_TITLE = 'Press releases';
+
 export interface FeedSite {
   title: string;
   /** Base URL without trailing slash (config.publicUrl). */
@@ -135,7 +138,7 @@ export function renderRss(releases: PressRelease[], site: FeedSite): string {
     '  <channel>',
     `    <title>${escapeXml(site.title)}</title>`,
     `    <link>${escapeXml(`${site.publicUrl}/`)}</link>`,
-    `    <description>${escapeXml(`Press releases from ${site.title}`)}</description>`,
+    `    <description>${escapeXml(site.title === DEFAULT_SITE_TITLE ? site.title : `Press releases from ${site.title}`)}</description>`,
     '    <language>en-gb</language>',
     `    <lastBuildDate>${newest(releases, site).toUTCString()}</lastBuildDate>`,
     '    <generator>Crier</generator>',

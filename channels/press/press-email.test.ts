@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises';
+import { DateTime } from 'luxon';
 import { simpleParser } from 'mailparser';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PermanentError, type ChannelAdapter, type Delivery, type SendContext } from '../adapter.js';
 import { silentLogger, testConfig } from '../../test/helpers/context.js';
 import { startSmtpSink, type SmtpSink } from '../../test/helpers/smtp-sink.js';
-import { createPressEmailAdapter } from './email.js';
+import { createPressEmailAdapter, embargoLabel } from './email.js';
 
 const at = (iso: string): SendContext => ({ log: silentLogger(), now: () => new Date(iso) });
 
@@ -46,9 +47,9 @@ describe('press release emails', () => {
   it('marks the email EMBARGOED in subject and both parts before the embargo', async () => {
     await adapter.send(delivery(), at('2026-11-30T15:00:00Z'));
     const mail = (await sink.waitFor(1))[0]!.parsed!;
-    expect(mail.subject).toBe('EMBARGOED UNTIL 00:01 Tue 1 December 2026: New rural crime team for Warwickshire');
-    expect(mail.html).toMatch(/<p><strong>EMBARGOED UNTIL 00:01 Tue 1 December 2026<\/strong><\/p>\s*<p>Dear News Desk,<\/p>/);
-    expect(mail.text!.startsWith('EMBARGOED UNTIL 00:01 Tue 1 December 2026\n\nDear News Desk,')).toBe(true);
+    expect(mail.subject).toBe('EMBARGOED UNTIL 00:01 GMT Tue 1 December 2026: New rural crime team for Warwickshire');
+    expect(mail.html).toMatch(/<p><strong>EMBARGOED UNTIL 00:01 GMT Tue 1 December 2026<\/strong><\/p>\s*<p>Dear News Desk,<\/p>/);
+    expect(mail.text!.startsWith('EMBARGOED UNTIL 00:01 GMT Tue 1 December 2026\n\nDear News Desk,')).toBe(true);
     expect(mail.headerLines.some((h) => h.key === 'list-unsubscribe')).toBe(true);
   });
 
@@ -69,7 +70,7 @@ describe('press release emails', () => {
     await adapter.send(delivery({ embargo_until: '2026-06-01 00:01', embargo_until_iso: undefined }), at('2026-05-31T23:00:59Z'));
     await adapter.send(delivery({ embargo_until: '2026-06-01 00:01', embargo_until_iso: undefined }), at('2026-05-31T23:01:00Z'));
     const [a, b, c] = (await sink.waitFor(3)).map((m) => m.parsed!.subject);
-    expect(a).toBe('EMBARGOED UNTIL 00:01 Mon 1 June 2026: New rural crime team for Warwickshire');
+    expect(a).toBe('EMBARGOED UNTIL 00:01 BST Mon 1 June 2026: New rural crime team for Warwickshire');
     expect(b).toBe(a);
     expect(c).toBe('New rural crime team for Warwickshire');
   });
@@ -92,6 +93,13 @@ describe('press release emails, dry run', () => {
     await adapter.close();
     expect(result.outboxFile).toBe(`${config.outboxDir}/press1-press-j-1.eml`);
     const mail = await simpleParser(await readFile(result.outboxFile!));
-    expect(mail.subject).toBe('EMBARGOED UNTIL 00:01 Tue 1 December 2026: New rural crime team for Warwickshire');
+    expect(mail.subject).toBe('EMBARGOED UNTIL 00:01 GMT Tue 1 December 2026: New rural crime team for Warwickshire');
+  });
+});
+
+describe('embargo label', () => {
+  it('names the zone, and the seconds only when the embargo has them', () => {
+    expect(embargoLabel(DateTime.fromISO('2026-12-01T00:01:00Z'), 'Europe/London')).toBe('00:01 GMT Tue 1 December 2026');
+    expect(embargoLabel(DateTime.fromISO('2026-07-01T09:30:15+01:00'), 'Europe/London')).toBe('09:30:15 BST Wed 1 July 2026');
   });
 });

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { Redis } from 'ioredis';
-import { renderAtom, renderNotFoundPage, renderReleasePage, renderRss, type FeedSite } from './feed.js';
+import { DEFAULT_SITE_TITLE, renderAtom, renderNotFoundPage, renderReleasePage, renderRss, type FeedSite } from './feed.js';
 import { getRelease, listReleases } from './store.js';
 
 /**
@@ -32,7 +32,7 @@ export function pressRoutes(deps: PressRoutesDeps): FastifyPluginAsync {
   const now = deps.now ?? (() => new Date());
   const limit = deps.feedLimit ?? 50;
   const siteAt = (at: Date): FeedSite => ({
-    title: deps.siteTitle ?? 'Press releases',
+    title: deps.siteTitle ?? DEFAULT_SITE_TITLE,
     publicUrl: deps.publicUrl.replace(/\/+$/, ''),
     timezone: deps.timezone,
     now: at,

@@ -17,6 +17,6 @@ export async function buildServer(config: Config, handle: RedisHandle, log: Logg
     }
   });
   await app.register(unsubscribeRoutes({ redis: handle.redis, prefix: handle.prefix, secret: config.secret }));
-  await app.register(pressRoutes({ redis: handle.redis, prefix: handle.prefix, publicUrl: config.publicUrl, timezone: config.timezone, now }));
+  await app.register(pressRoutes({ redis: handle.redis, prefix: handle.prefix, publicUrl: config.publicUrl, timezone: config.timezone, siteTitle: config.organisation, now }));
   return app;
 }
