@@ -27,14 +27,27 @@ export function describeWhere(where: Where): string {
 /** A mistake in what the user gave us: exit 1, no stack trace. */
 export class UserError extends Error {
   readonly exitCode = 1;
+  /** The message without its place. */
+  readonly plain: string;
   constructor(
     message: string,
     readonly code: ErrorCode = 'CRIER_ERR_INPUT',
     readonly where: Where = {},
+    /** Further mistakes found in the same input, each a full line of its own. */
+    readonly more: readonly UserError[] = [],
   ) {
     const at = describeWhere(where);
-    super(at ? `${at}: ${message}` : message);
+    super([at ? `${at}: ${message}` : message, ...more.map((e) => e.message)].join('\ncrier: '));
     this.name = 'UserError';
+    this.plain = message;
+  }
+
+  /** All the mistakes found in one input as one error: the first one's code and place, every message. */
+  static all(errors: readonly UserError[]): UserError {
+    const flat = errors.flatMap((e) => [e, ...e.more]).map((e) => (e.more.length ? new UserError(e.plain, e.code, e.where) : e));
+    const [first, ...rest] = flat;
+    if (!first) throw new Error('UserError.all needs at least one error');
+    return rest.length === 0 ? first : new UserError(first.plain, first.code, first.where, rest);
   }
 }
 

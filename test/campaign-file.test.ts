@@ -167,3 +167,20 @@ describe('refusals', () => {
     expect(err.where.line).toBe(5);
   });
 });
+
+describe('a file with several mistakes', () => {
+  it('reports every one at once, each with its line and field', () => {
+    const yaml = 'title: x\nkind: social\nsend_at: 2020-01-01 10:00\nchannels:\n  email: { lst: a }\n  fax: {}\n  mastodon: { text: "ok" }\n';
+    const u = refusal(yaml);
+    expect(u.where).toMatchObject({ line: 3, field: 'send_at' });
+    const lines = u.message.split('\ncrier: ');
+    expect(lines).toEqual([
+      `${FILE}:3, field "send_at": 2020-01-01 10:00 is in the past`,
+      `${FILE}:5, field "channels.email.list": required (string)`,
+      `${FILE}:5, field "channels.email.subject": required (string)`,
+      `${FILE}:5, field "channels.email.lst": unknown field lst`,
+      expect.stringMatching(new RegExp(`^${FILE}:6, field "channels.fax": unknown channel "fax"`)),
+    ]);
+    expect(u.more).toHaveLength(4);
+  });
+});

@@ -75,47 +75,64 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
     throw new UserError(`not valid YAML: ${e.message.split('\n')[0]}`, 'CRIER_ERR_INPUT', { file, line });
   }
   if (!isMap(doc.contents)) throw new UserError('a campaign file is a YAML mapping (title:, kind:, send_at:, channels:)', 'CRIER_ERR_INPUT', { file, line: 1 });
+  // Every mistake in the file is reported at once, each with its line and field.
+  const problems: UserError[] = [];
+  const problem = (fieldPath: (string | number)[], message: string): UserError =>
+    new UserError(message, 'CRIER_ERR_INPUT', { file, line: lineOf(doc, counter, fieldPath), field: fieldPath.join('.') || undefined });
   const fail = (fieldPath: (string | number)[], message: string): never => {
-    throw new UserError(message, 'CRIER_ERR_INPUT', { file, line: lineOf(doc, counter, fieldPath), field: fieldPath.join('.') || undefined });
+    throw problem(fieldPath, message);
+  };
+  const check = (fn: () => void): void => {
+    try {
+      fn();
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      problems.push(err);
+    }
+  };
+  const issueMessage = (issue: z.core.$ZodIssue) => {
+    if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
+    if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined')) return `required (${issue.expected})`;
+    return issue.message;
   };
   const parsed = fileSchema.safeParse(doc.toJS());
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const p = issuePath(issue);
-    const message = issue.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}` : issue.message;
-    fail(p, message);
+    throw UserError.all(parsed.error.issues.map((issue) => problem(issuePath(issue), issueMessage(issue))));
   }
-  const f = parsed.data!;
+  const f = parsed.data;
   const timezone = f.timezone ?? config.timezone;
   if (!isValidZone(timezone)) fail(['timezone'], `unknown time zone "${timezone}" (use an IANA name such as Europe/London)`);
   const where = (field: string[]) => ({ file, line: lineOf(doc, counter, field), field: field.join('.') });
-  const sendAt = parseLocalTime(f.send_at, timezone, where(['send_at']));
-  if (sendAt.getTime() < opts.now.getTime() - 1000) fail(['send_at'], `${String(f.send_at)} is in the past`);
+  let sendAt = new Date(NaN);
+  check(() => {
+    sendAt = parseLocalTime(f.send_at, timezone, where(['send_at']));
+    if (sendAt.getTime() < opts.now.getTime() - 1000) fail(['send_at'], `${String(f.send_at)} is in the past`);
+  });
 
   const names = Object.keys(f.channels);
-  if (names.length === 0) fail(['channels'], 'at least one channel is required');
+  if (names.length === 0) problems.push(problem(['channels'], 'at least one channel is required'));
   const channels: Record<string, Record<string, unknown>> = {};
   for (const name of names) {
-    const def = channelDefinition(name);
-    if (!def) fail(['channels', name], `unknown channel "${name}" (known: ${channelNames().join(', ')})`);
-    const content = { ...f.channels[name] };
-    inlineBodyFile(content, file, (msg) => fail(['channels', name, 'body_file'], msg));
-    resolveImages(content, file, (i, msg) => fail(['channels', name, 'images', i, 'file'], msg));
-    const result = def!.contentSchema.safeParse(content);
-    if (!result.success) {
-      const issue = result.error.issues[0]!;
-      const sub = issuePath(issue);
-      const message = issue.code === 'unrecognized_keys' ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}` : issue.message;
-      fail(['channels', name, ...sub], message);
-    }
-    const value = result.data as Record<string, unknown>;
-    for (const field of def!.localTimes ?? []) {
-      if (value[field] !== undefined) {
-        value[`${field}_iso`] = parseLocalTime(value[field], timezone, where(['channels', name, field])).toISOString();
+    check(() => {
+      const def = channelDefinition(name);
+      if (!def) return fail(['channels', name], `unknown channel "${name}" (known: ${channelNames().join(', ')})`);
+      const content = { ...f.channels[name] };
+      inlineBodyFile(content, file, (msg) => fail(['channels', name, 'body_file'], msg));
+      resolveImages(content, file, (i, msg) => fail(['channels', name, 'images', i, 'file'], msg));
+      const result = def.contentSchema.safeParse(content);
+      if (!result.success) {
+        throw UserError.all(result.error.issues.map((issue) => problem(['channels', name, ...issuePath(issue)], issueMessage(issue))));
       }
-    }
-    channels[name] = value;
+      const value = result.data as Record<string, unknown>;
+      for (const field of def.localTimes ?? []) {
+        if (value[field] !== undefined) {
+          value[`${field}_iso`] = parseLocalTime(value[field], timezone, where(['channels', name, field])).toISOString();
+        }
+      }
+      channels[name] = value;
+    });
   }
+  if (problems.length > 0) throw UserError.all(problems);
   return { title: f.title, kind: f.kind, sendAt, timezone, essential: f.essential, channels };
 }
 
