@@ -5,7 +5,7 @@ import type { AudienceSelector } from '../channels/adapter.js';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { appendAudit } from '../src/domain/audit.js';
-import { audienceKeys, splitTopics } from '../src/domain/audience.js';
+import { audienceFilter, audienceKeys } from '../src/domain/audience.js';
 import { ADD_BATCH, PLANNED } from '../src/domain/campaign-scripts.js';
 import { beginSending, campaignKeys, findCampaign, type Campaign } from '../src/domain/campaigns.js';
 import { runScript } from '../src/redis/scripts.js';
@@ -116,9 +116,7 @@ async function planChannel(c: Campaign, channel: string, deps: PlanDeps): Promis
 export async function* audienceBatches(redis: Redis, prefix: string, selector: AudienceSelector, size: number): AsyncGenerator<{ batch: number; ids: string[] }> {
   const k = audienceKeys(prefix);
   const key = selector.list ? k.list(selector.list) : k.subs;
-  const norm = (xs?: string[]) => (xs && xs.length > 0 ? new Set(xs.map((x) => x.trim().toLowerCase())) : undefined);
-  const areas = norm(selector.areas);
-  const topics = norm(selector.topics);
+  const matches = audienceFilter(selector);
   let cursor = 0;
   for (;;) {
     const next = await redis.zrangebyscore(key, `(${cursor}`, '+inf', 'WITHSCORES', 'LIMIT', 0, 1);
@@ -131,10 +129,7 @@ export async function* audienceBatches(redis: Redis, prefix: string, selector: A
     const rows = ((await pipe.exec()) ?? []).map(([, r]) => r as (string | null)[]);
     const ids = members.filter((_, i) => {
       const [status, area, tops] = rows[i] ?? [];
-      if (status !== 'subscribed') return false;
-      if (areas && !areas.has((area ?? '').trim().toLowerCase())) return false;
-      if (topics && !splitTopics(tops ?? '').some((t) => topics.has(t.toLowerCase()))) return false;
-      return true;
+      return status === 'subscribed' && (!matches || matches(area ?? '', tops ?? ''));
     });
     if (ids.length > 0) yield { batch, ids };
   }

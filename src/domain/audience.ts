@@ -125,6 +125,20 @@ end
 return out`);
 
 /**
+ * The selector's area and topic test (case- and space-insensitive), or undefined
+ * when it selects the whole list. Shared by every reader of an audience.
+ */
+export function audienceFilter(selector: AudienceSelector): ((area: string, topics: string) => boolean) | undefined {
+  const lower = (xs: string[] | undefined): Set<string> | undefined =>
+    xs && xs.length > 0 ? new Set(xs.map((x) => x.trim().toLowerCase())) : undefined;
+  const areas = 'areas' in selector ? lower(selector.areas) : undefined;
+  const topics = 'topics' in selector ? lower(selector.topics) : undefined;
+  if (!areas && !topics) return undefined;
+  return (area, tops) =>
+    (!areas || areas.has(area.trim().toLowerCase())) && (!topics || splitTopics(tops).some((t) => topics.has(t.toLowerCase())));
+}
+
+/**
  * Pages of subscribed ids in stable (insertion) order. Pages the zset by score
  * (each id's score is its unique sequence number), so ids removed or added
  * while streaming never shift the pages, and memory holds about two pages.
@@ -137,11 +151,8 @@ export async function* streamAudience(
 ): AsyncGenerator<string[]> {
   const k = audienceKeys(prefix);
   const key = selector.list ? k.list(selector.list) : k.subs;
-  const lower = (xs: string[] | undefined): Set<string> | undefined =>
-    xs && xs.length > 0 ? new Set(xs.map((x) => x.trim().toLowerCase())) : undefined;
-  const areas = 'areas' in selector ? lower(selector.areas) : undefined;
-  const topics = 'topics' in selector ? lower(selector.topics) : undefined;
-  const filtered = areas !== undefined || topics !== undefined;
+  const matches = audienceFilter(selector);
+  const filtered = matches !== undefined;
   const size = Math.max(1, Math.floor(pageSize));
   let after = '-inf';
   let ready: string[] = [];
@@ -151,9 +162,7 @@ export async function* streamAudience(
     if (filtered) {
       for (let i = 2; i + 2 < reply.length; i += 3) {
         const [id = '', area = '', tops = ''] = reply.slice(i, i + 3);
-        if (areas && !areas.has(area.trim().toLowerCase())) continue;
-        if (topics && !splitTopics(tops).some((t) => topics.has(t.toLowerCase()))) continue;
-        ready.push(id);
+        if (matches(area, tops)) ready.push(id);
       }
     } else {
       for (let i = 2; i < reply.length; i++) ready.push(reply[i] as string);
