@@ -41,6 +41,19 @@ export interface SendContext {
   log: Logger;
   /** The clock: tests inject one. */
   now(): Date;
+  /**
+   * Durable notes for this delivery, kept across retries, restarts and worker
+   * processes. A send of several steps (an X thread) records its progress here,
+   * so whichever worker retries it resumes instead of repeating a step.
+   */
+  progress?: DeliveryProgress;
+}
+
+/** One string per delivery, stored by the worker (Redis). */
+export interface DeliveryProgress {
+  get(): Promise<string | undefined>;
+  set(value: string): Promise<void>;
+  clear(): Promise<void>;
 }
 
 export interface SendResult {

@@ -7,6 +7,7 @@ import { audienceKeys, emailHash, getRecipients } from '../src/domain/audience.j
 import { MARK, MAY_SEND } from '../src/domain/campaign-scripts.js';
 import { campaignKeys, findCampaign, type Campaign } from '../src/domain/campaigns.js';
 import { appendAudit } from '../src/domain/audit.js';
+import { redisProgress } from '../src/domain/progress.js';
 import { runScript } from '../src/redis/scripts.js';
 import type { DeliverJobData } from './plan.js';
 
@@ -118,7 +119,8 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
       else {
         await deps.throttle();
         // Post ids (X, Mastodon) and message ids are what the collectors look up later.
-        networkId = (await deps.adapter.send(delivery, { log, now: deps.now })).id ?? '';
+        const progress = redisProgress(redis, prefix, delivery.key);
+        networkId = (await deps.adapter.send(delivery, { log, now: deps.now, progress })).id ?? '';
       }
       await mark(i, 'sent', '', networkId);
     } catch (err) {

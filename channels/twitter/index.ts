@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import path from 'node:path';
 import { ApiPartialResponseError, ApiRequestError, ApiResponseError, TwitterApi, type ITwitterApiClientPlugin } from 'twitter-api-v2';
+import { z } from 'zod';
 import type { Config } from '../../src/config.js';
 import {
   NeedsReauthError,
@@ -118,14 +119,28 @@ export function mapXError(err: unknown, now: Date): ChannelError {
 }
 
 /**
- * Posts made so far for a delivery, kept in this process: a retry after a
- * failure mid-thread resumes instead of re-posting, and a retry after an
- * unanswered post that X answers "duplicate" looks the earlier post up.
+ * Posts made so far for a delivery, kept in this process and in the worker's
+ * durable progress store (ctx.progress): a retry after a failure mid-thread
+ * resumes instead of re-posting, in this process or another, and a retry after
+ * an unanswered post that X answers "duplicate" looks the earlier post up.
  */
 interface Progress {
   ids: string[];
   /** The last attempt got no clear answer (network, 5xx): X may have posted it. */
   ambiguous: boolean;
+}
+
+const progressSchema = z.object({ ids: z.array(z.string()), ambiguous: z.boolean() });
+
+async function loadProgress(ctx: SendContext): Promise<Progress | undefined> {
+  const raw = await ctx.progress?.get();
+  if (!raw) return undefined;
+  try {
+    const parsed = progressSchema.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function isDuplicate(err: ChannelError): boolean {
@@ -216,12 +231,18 @@ export function createTwitterAdapter(config: Config, opts: TwitterAdapterOptions
     async send(delivery: Delivery, ctx: SendContext): Promise<SendResult> {
       const content = parseContent(delivery);
       const posts = planPosts(content);
-      const done = progress.get(delivery.key) ?? { ids: [], ambiguous: false };
+      const done = progress.get(delivery.key) ?? (await loadProgress(ctx)) ?? { ids: [], ambiguous: false };
       progress.set(delivery.key, done);
+      const save = async () => ctx.progress?.set(JSON.stringify(done));
+      const forget = async () => {
+        progress.delete(delivery.key);
+        await ctx.progress?.clear();
+      };
       for (let i = done.ids.length; i < posts.length; i++) {
         try {
           done.ids.push(await postOne(posts[i]!, done.ids.at(-1)));
           done.ambiguous = false;
+          if (posts.length > 1) await save();
         } catch (err) {
           const mapped = mapXError(err, ctx.now());
           if (done.ambiguous && isDuplicate(mapped)) {
@@ -231,19 +252,21 @@ export function createTwitterAdapter(config: Config, opts: TwitterAdapterOptions
               ctx.log.info({ id }, 'X post from an earlier attempt found; not posting again');
               done.ids.push(id);
               done.ambiguous = false;
+              await save();
               continue;
             }
           }
           // No answer or a 5xx: X may have made the post anyway.
           done.ambiguous = mapped instanceof TransientError;
-          if (!(mapped instanceof TransientError) && !(mapped instanceof RateLimitedError)) progress.delete(delivery.key);
+          if (mapped instanceof TransientError || mapped instanceof RateLimitedError) await save();
+          else await forget();
           if (done.ids.length > 0) {
             ctx.log.warn({ posted: done.ids, err: mapped.message }, 'X thread interrupted; a retry resumes after the last post');
           }
           throw mapped;
         }
       }
-      progress.delete(delivery.key);
+      await forget();
       if (done.ids.length > 1) ctx.log.info({ ids: done.ids }, 'posted X thread');
       return { id: done.ids[0]! };
     },

@@ -1,7 +1,9 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { redisProgress } from '../../src/domain/progress.js';
 import { testConfig, silentLogger } from '../../test/helpers/context.js';
 import { startFakeXApi, type FakeXApi } from '../../test/fakes/x-api.js';
 import { NeedsReauthError, PermanentError, RateLimitedError, TransientError, type ChannelAdapter, type Delivery } from '../adapter.js';
@@ -213,6 +215,34 @@ describe('X channel against the fake X API', () => {
     const texts = fake.tweets.map((t) => t.text);
     expect(new Set(texts).size).toBe(texts.length);
     for (let i = 1; i < fake.tweets.length; i++) expect(fake.tweets[i]!.inReplyTo).toBe(fake.tweets[i - 1]!.id);
+  });
+
+  it('a thread cut by a 429 is resumed by another worker process from the progress kept in Redis', async () => {
+    const config = testConfig();
+    const redis = new Redis(config.redisUrl!);
+    try {
+      const d = delivery({ text: 'Sentence number one is here for you. '.repeat(20), thread: true });
+      const withProgress = { ...ctx, progress: redisProgress(redis, config.redis_prefix, d.key) };
+      fake.failNext(429, { path: '/2/tweets', skip: 1, resetInSeconds: 60 }); // part 1 goes out, part 2 is rate limited
+      await expect(adapter.send(d, withProgress)).rejects.toThrow(RateLimitedError);
+      expect(fake.tweets).toHaveLength(1);
+      expect(JSON.parse((await withProgress.progress.get())!)).toEqual({ ids: [fake.tweets[0]!.id], ambiguous: false });
+
+      const other = makeAdapter(fake, creds); // a second process: nothing in memory
+      try {
+        const result = await other.send(d, withProgress);
+        expect(result.id).toBe(fake.tweets[0]!.id);
+      } finally {
+        await other.close();
+      }
+      const texts = fake.tweets.map((t) => t.text);
+      expect(texts.length).toBeGreaterThan(2);
+      expect(new Set(texts).size).toBe(texts.length); // nothing posted twice
+      for (let i = 1; i < fake.tweets.length; i++) expect(fake.tweets[i]!.inReplyTo).toBe(fake.tweets[i - 1]!.id);
+      expect(await withProgress.progress.get()).toBeUndefined(); // done: the notes are gone
+    } finally {
+      redis.disconnect();
+    }
   });
 });
 
