@@ -166,6 +166,23 @@ describe('importSubscribers: CSV shapes', () => {
     const ada = await findSubscriber(handle.redis, handle.prefix, 'ada@example.org');
     expect(ada).toMatchObject({ consentSource: 'import:basic.csv', consentAt: NOW.toISOString(), updatedAt: later.toISOString() });
   });
+
+  it('reports progress after each batch of a long file', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'crier-progress-'));
+    const file = path.join(dir, 'long.csv');
+    writeFileSync(file, `email,name,area,topics\n${Array.from({ length: 25 }, (_, i) => `p${i}@progress.example,P ${i},Rugby,\n`).join('')}`);
+    const seen: Array<[number, number]> = [];
+    const r = await importSubscribers(handle.redis, handle.prefix, file, 'progress', {
+      rejectsDir,
+      batchSize: 10,
+      onProgress: (soFar, line) => seen.push([soFar.imported, line]),
+    });
+    expect(r.imported).toBe(25);
+    expect(seen).toEqual([
+      [10, 11],
+      [20, 21],
+    ]);
+  });
 });
 
 describe('importSubscribers: files that cannot be imported (exit 1)', () => {

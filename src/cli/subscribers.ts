@@ -46,10 +46,21 @@ export async function runImport(
   list: string,
   warn: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
 ): Promise<ImportResult> {
+  // On a terminal, a live line every second for big files; nothing when piped or scripted.
+  const tty = process.stderr.isTTY === true;
+  let shownAt = Date.now();
+  let shown = false;
   const result = await importSubscribers(ctx.redis.redis, ctx.redis.prefix, file, checkListName(list), {
     rejectsDir: path.join(ctx.config.dataDir, 'rejects'),
     onEvent: auditHook(ctx),
+    onProgress: (soFar, line) => {
+      if (!tty || Date.now() - shownAt < 1000) return;
+      shownAt = Date.now();
+      shown = true;
+      process.stderr.write(`\r  line ${line.toLocaleString('en-GB')}: ${importSummary(soFar)}\x1b[K`);
+    },
   });
+  if (shown) process.stderr.write('\r\x1b[K');
   ctx.out(importSummary(result));
   if (result.rejectsFile) warn(`warning: ${result.rejected} row(s) rejected; rejects: ${result.rejectsFile}`);
   return result;

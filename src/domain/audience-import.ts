@@ -41,6 +41,8 @@ export interface ImportOptions {
   /** Rows per Redis round trip. */
   batchSize?: number;
   onEvent?: AudienceEventHook;
+  /** Called after each batch with the counts so far and the file line reached. */
+  onProgress?: (soFar: Readonly<ImportResult>, line: number) => void;
 }
 
 type Column = 'email' | 'name' | 'area' | 'topics';
@@ -284,7 +286,10 @@ export async function importSubscribers(
         continue;
       }
       batch.push(row);
-      if (batch.length >= batchSize) await flush();
+      if (batch.length >= batchSize) {
+        await flush();
+        opts.onProgress?.(result, rec.line);
+      }
     }
     if (!cols) throw new UserError('the file has no header row', 'CRIER_ERR_INPUT', { file, line: 1 });
     await flush();
