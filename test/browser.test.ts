@@ -4,13 +4,10 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listReleases } from '../channels/press/store.js';
 import { getSubscriber, importSubscribers, subscriberId } from '../src/domain/audience.js';
-import { createLogger } from '../src/log.js';
-import { buildServer } from '../src/server/index.js';
 import { chromiumPath, launchChromium } from './helpers/chromium.js';
-import { testConfig } from './helpers/context.js';
-import { londonIn, startCrier, type TestCrier } from './helpers/crier.js';
-import { freePort } from './helpers/redis-server.js';
-import { startSmtpSink, type SinkMessage, type SmtpSink } from './helpers/smtp-sink.js';
+import { londonIn } from './helpers/crier.js';
+import { startRig, type Rig } from './helpers/rig.js';
+import type { SinkMessage } from './helpers/smtp-sink.js';
 
 /**
  * Crier's two browser-facing pages in a real headless Chromium (Debian's
@@ -27,33 +24,6 @@ const NEWS = ['ann@example.org', 'bob@example.org', 'cat@example.org'] as const;
 const HEADLINE = 'Commissioner opens new community safety hub';
 const BODY = 'The hub in Rugby opens on Monday with **extended hours** for residents.';
 
-interface Rig {
-  crier: TestCrier;
-  sink: SmtpSink;
-  baseUrl: string;
-  close(): Promise<void>;
-}
-
-/** PUBLIC_URL must be known when the config is made, so the server's port is chosen first. */
-async function startRig(): Promise<Rig> {
-  const sink = await startSmtpSink();
-  const port = await freePort();
-  const baseUrl = `http://127.0.0.1:${port}`;
-  const config = testConfig({ env: { SMTP_URL: sink.url, PUBLIC_URL: baseUrl, PORT: String(port) } });
-  const crier = await startCrier(config);
-  const server = await buildServer(config, crier.handle, createLogger('silent'));
-  await server.listen({ port, host: '127.0.0.1' });
-  return {
-    crier,
-    sink,
-    baseUrl,
-    async close() {
-      await server.close();
-      await crier.close();
-      await sink.close();
-    },
-  };
-}
 
 async function importList(r: Rig, list: string, emails: readonly string[]): Promise<void> {
   const { config, handle } = r.crier;

@@ -7,11 +7,9 @@ import { campaignView } from '../src/cli/campaign.js';
 import { forgetSubscriber, getSubscriber, importSubscribers, subscriberId } from '../src/domain/audience.js';
 import { getCampaign } from '../src/domain/campaigns.js';
 import { createLogger } from '../src/log.js';
-import { buildServer } from '../src/server/index.js';
-import { testConfig } from './helpers/context.js';
-import { londonIn, startCrier, type TestCrier } from './helpers/crier.js';
-import { freePort } from './helpers/redis-server.js';
-import { startSmtpSink, type SinkMessage, type SmtpSink } from './helpers/smtp-sink.js';
+import { londonIn } from './helpers/crier.js';
+import { startRig, type Rig } from './helpers/rig.js';
+import type { SinkMessage } from './helpers/smtp-sink.js';
 
 /**
  * The newsletter from CSV to inbox and back out through one-click
@@ -19,39 +17,12 @@ import { startSmtpSink, type SinkMessage, type SmtpSink } from './helpers/smtp-s
  * process), the real HTTP server on 127.0.0.1.
  */
 
-interface Rig {
-  crier: TestCrier;
-  sink: SmtpSink;
-  baseUrl: string;
-  close(): Promise<void>;
-}
 
 let rig: Rig | undefined;
 afterEach(async () => {
   await rig?.close();
   rig = undefined;
 });
-
-/** PUBLIC_URL must be known when the config is made, so the server's port is chosen first. */
-async function startRig(yaml = ''): Promise<Rig> {
-  const sink = await startSmtpSink();
-  const port = await freePort();
-  const baseUrl = `http://127.0.0.1:${port}`;
-  const config = testConfig({ env: { SMTP_URL: sink.url, PUBLIC_URL: baseUrl, PORT: String(port) }, yaml });
-  const crier = await startCrier(config);
-  const server = await buildServer(config, crier.handle, createLogger('silent'));
-  await server.listen({ port, host: '127.0.0.1' });
-  return {
-    crier,
-    sink,
-    baseUrl,
-    async close() {
-      await server.close();
-      await crier.close();
-      await sink.close();
-    },
-  };
-}
 
 const FANCY = `<b>O'Brien & "Co"</b>`;
 
