@@ -69,7 +69,14 @@ export function classifySmtpError(err: unknown): ChannelError {
     if (e.responseCode >= 500) return new PermanentError(`SMTP server refused the message: ${reply}`);
     if (e.responseCode >= 400) return new TransientError(`SMTP server deferred the message: ${reply}`);
   }
-  if (e.code && TRANSIENT_CODES.has(e.code)) return new TransientError(`SMTP connection problem (${e.code}): ${e.message ?? reply}`);
+  if (e.code && TRANSIENT_CODES.has(e.code)) {
+    const detail = e.message ?? reply;
+    // A certificate the relay's name or our trust store does not match is a setup problem: say how to fix it.
+    const hint = /certificate|CERT_|altnames/i.test(detail)
+      ? " (check SMTP_URL's host name matches the relay's certificate; a private CA is trusted with NODE_EXTRA_CA_CERTS=/path/ca.pem)"
+      : '';
+    return new TransientError(`SMTP connection problem (${e.code}): ${detail}${hint}`);
+  }
   if (e.code === 'EAUTH' || e.code === 'ENOAUTH') return new PermanentError(`SMTP authentication failed: ${reply}`);
   if (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') return new PermanentError(`SMTP message not accepted: ${reply}`);
   return new TransientError(`SMTP send failed: ${reply}`);

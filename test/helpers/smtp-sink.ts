@@ -3,8 +3,8 @@ import { simpleParser, type ParsedMail } from 'mailparser';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 
 /**
- * A real SMTP server in the test process (127.0.0.1, random port, no auth, no
- * TLS) that collects what arrives. It can be scripted to answer 4xx/5xx for
+ * A real SMTP server in the test process (127.0.0.1, random port; by default no
+ * auth and no TLS, optionally STARTTLS or implicit TLS with a password) that collects what arrives. It can be scripted to answer 4xx/5xx for
  * chosen recipients or for the next N messages, to exercise retries.
  */
 
@@ -14,6 +14,10 @@ export interface SinkMessage {
   raw: Buffer;
   /** Parsed with mailparser; absent when the sink was started with parse: false. */
   parsed?: ParsedMail;
+  /** The message came over TLS (implicit or after STARTTLS). */
+  secure: boolean;
+  /** The authenticated user, if the client logged in. */
+  user?: string;
 }
 
 export interface SmtpSinkOptions {
@@ -21,6 +25,10 @@ export interface SmtpSinkOptions {
   parse?: boolean;
   /** Keep messages in `messages` (default true; off keeps only `count`). */
   keep?: boolean;
+  /** 'starttls' offers STARTTLS on a plain port; 'implicit' speaks TLS from the first byte (smtps). */
+  tls?: { mode: 'starttls' | 'implicit'; key: string; cert: string };
+  /** Require this login (PLAIN/LOGIN, over TLS only). */
+  auth?: { user: string; pass: string };
 }
 
 export interface SmtpSink {
@@ -68,9 +76,15 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
   let connections = 0;
   let waiters: Array<() => void> = [];
 
+  const disabled = [...(opts.tls ? [] : ['STARTTLS']), ...(opts.auth ? [] : ['AUTH'])];
   const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS', 'AUTH'],
+    authOptional: !opts.auth,
+    disabledCommands: disabled,
+    ...(opts.tls ? { key: opts.tls.key, cert: opts.tls.cert, secure: opts.tls.mode === 'implicit' } : {}),
+    onAuth(auth, _session, callback) {
+      if (opts.auth && auth.username === opts.auth.user && auth.password === opts.auth.pass) callback(null, { user: auth.username });
+      else callback(new Error('Invalid username or password'));
+    },
     disableReverseLookup: true,
     logger: false,
     closeTimeout: 500,
@@ -103,7 +117,7 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
         const to = session.envelope.rcptTo.map((r) => r.address);
         const finish = (parsed?: ParsedMail): void => {
           count += 1;
-          if (keep) messages.push({ from, to, raw, parsed });
+          if (keep) messages.push({ from, to, raw, parsed, secure: session.secure, ...(typeof session.user === 'string' ? { user: session.user } : {}) });
           callback();
           const ready = waiters;
           waiters = [];
@@ -131,7 +145,7 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
 
   return {
     port,
-    url: `smtp://127.0.0.1:${port}`,
+    url: `${opts.tls?.mode === 'implicit' ? 'smtps' : 'smtp'}://${opts.auth ? `${encodeURIComponent(opts.auth.user)}:${encodeURIComponent(opts.auth.pass)}@` : ''}127.0.0.1:${port}`,
     messages,
     get count() {
       return count;
