@@ -1,5 +1,5 @@
-import { Queue } from 'bullmq';
-import type { Config } from './config.js';
+import { Queue, type JobsOptions } from 'bullmq';
+import type { ChannelSettings, Config } from './config.js';
 import { UserError } from './errors.js';
 import type { Logger } from './log.js';
 import type { RedisHandle } from './redis/connection.js';
@@ -7,10 +7,12 @@ import { appendAudit, type AuditDetail } from './domain/audit.js';
 import type { CampaignDraft } from './domain/campaign-file.js';
 import {
   approveCampaign,
+  campaignKeys,
   cancelCampaign,
   getCampaign,
   listCampaigns,
   rescheduleCampaign,
+  retryFailed,
   saveNewCampaign,
   type Campaign,
 } from './domain/campaigns.js';
@@ -22,6 +24,26 @@ export const planJobId = (id: string, version: number): string => `${id}:plan:v$
 export interface CampaignJobData {
   id: string;
   version: number;
+}
+
+/** A delivery job: one batch of one channel of one campaign. */
+export interface DeliverJobData {
+  campaignId: string;
+  channel: string;
+  /** Field in the campaign's batches hash holding the recipient ids (',' joined). */
+  batch: string;
+}
+
+/** Retries with exponential backoff from the channel's settings; finished jobs are kept a while for inspection. */
+export function deliverJobOptions(settings: ChannelSettings, jobId: string, delay = 0): JobsOptions {
+  return {
+    jobId,
+    delay,
+    attempts: settings.attempts,
+    backoff: { type: 'exponential', delay: settings.backoff_ms },
+    removeOnComplete: { age: 24 * 3600, count: 10_000 },
+    removeOnFail: { age: 30 * 24 * 3600 },
+  };
 }
 
 /**
@@ -117,6 +139,39 @@ export class Scheduler {
     if (status === 'scheduled') await this.enqueue(id, version, sendAt);
     await this.removeJob(planJobId(id, before.version));
     return getCampaign(this.redis, this.config.redis_prefix, id);
+  }
+
+  /**
+   * Sends a failed or partially failed campaign's failed deliveries again (say, after
+   * fixing SMTP credentials): they go back to pending and every batch of their
+   * channels is queued once more; a batch sends only what is not done, so nobody
+   * who already had the message gets it twice.
+   */
+  async retry(id: string, actor: string): Promise<{ deliveries: number; channels: string[] }> {
+    const prefix = this.config.redis_prefix;
+    const c = await getCampaign(this.redis, prefix, id);
+    const { deliveries, retry, channels } = await retryFailed(this.redis, prefix, c, this.now());
+    await this.audit(actor, 'campaign.retry', id, { was: c.status, deliveries: String(deliveries) });
+    const k = campaignKeys(prefix, id);
+    let cursor = '0';
+    do {
+      const [next, flat] = await this.redis.hscan(k.batches, cursor, 'COUNT', 500);
+      cursor = next;
+      const jobs = [];
+      for (let i = 0; i < flat.length; i += 2) {
+        const field = flat[i]!;
+        const channel = field.slice(0, field.indexOf(':'));
+        if (!channels.includes(channel)) continue;
+        const data: DeliverJobData = { campaignId: id, channel, batch: field };
+        // BullMQ allows ':' in a job id only as exactly three parts: <campaign>:<channel>:<batch>-retry<n>.
+        jobs.push({ channel, data, opts: deliverJobOptions(this.config.channelSettings(channel), `${id}:${field}-retry${retry}`) });
+      }
+      for (const channel of channels) {
+        const mine = jobs.filter((j) => j.channel === channel).map(({ data, opts }) => ({ name: 'deliver', data, opts }));
+        if (mine.length > 0) await this.queue(deliverQueueName(channel)).addBulk(mine);
+      }
+    } while (cursor !== '0');
+    return { deliveries, channels };
   }
 
   /** Adds the campaign's delayed job; the same version twice is one job. */

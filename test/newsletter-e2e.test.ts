@@ -223,6 +223,33 @@ describe('email newsletter end to end', () => {
     expect(r.sink.messages.map((m) => m.to[0]).sort()).toEqual(rows.map((p) => p.email).filter((e) => e !== victim).sort());
   });
 
+  it('campaign retry sends the failed deliveries again once the cause is fixed, and nobody twice', async () => {
+    rig = await startRig('channels:\n  email: { backoff_ms: 100 }\nbatch_size: 4\n');
+    const r = rig;
+    const rows = people(10, 'r');
+    await importList(r, 'retry', rows);
+    const victims = ['r2@example.org', 'r9@example.org'];
+    for (const v of victims) r.sink.rejectRecipient(v, 550, '5.7.1 Relay access denied');
+    const c = await r.crier.create(newsletter('retry', 300));
+    expect((await r.crier.waitForStatus(c.id, ['sent', 'partially_failed', 'failed'])).status).toBe('partially_failed');
+    expect(r.sink.count).toBe(8);
+    // Only a failed or partially failed campaign can be retried.
+    const other = await r.crier.create(newsletter('retry', 60 * 60 * 1000));
+    await expect(r.crier.scheduler.retry(other.id, 'tester')).rejects.toThrow(/is scheduled; only a failed or partially failed/);
+
+    r.sink.clearRejections();
+    const { deliveries, channels } = await r.crier.scheduler.retry(c.id, 'tester');
+    expect({ deliveries, channels }).toEqual({ deliveries: 2, channels: ['email'] });
+    const done = await r.crier.waitForStatus(c.id, ['sent', 'partially_failed', 'failed']);
+    expect(done.status).toBe('sent');
+    expect(done.counts.email).toMatchObject({ sent: 10, failed: 0, pending: 0 });
+    expect(done.counts.email!.error).toBeUndefined();
+    const got = byRecipient(r.sink.messages);
+    expect([...got.keys()].sort()).toEqual(rows.map((p) => p.email).sort());
+    for (const [to, msgs] of got) expect(msgs, to).toHaveLength(1);
+    await expect(r.crier.scheduler.retry(c.id, 'tester')).rejects.toThrow(/is sent/);
+  });
+
   it('never mails a forgotten address again, even after it is re-imported', async () => {
     rig = await startRig();
     const r = rig;

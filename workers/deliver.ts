@@ -9,7 +9,7 @@ import { campaignKeys, findCampaign, type Campaign } from '../src/domain/campaig
 import { appendAudit } from '../src/domain/audit.js';
 import { redisProgress } from '../src/domain/progress.js';
 import { runScript } from '../src/redis/scripts.js';
-import type { DeliverJobData } from './plan.js';
+import type { DeliverJobData } from '../src/scheduler.js';
 
 /**
  * A delivery job: one batch of one channel of one campaign. Each recipient is

@@ -4,9 +4,9 @@ import { channelDefinition, channelNames } from '../channels/registry.js';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import type { RedisHandle } from '../src/redis/connection.js';
-import { CAMPAIGN_QUEUE, deliverQueueName, type CampaignJobData } from '../src/scheduler.js';
+import { CAMPAIGN_QUEUE, deliverQueueName, type CampaignJobData, type DeliverJobData } from '../src/scheduler.js';
 import { PausedForRateLimit, processDeliverJob, type DeliverDeps } from './deliver.js';
-import { processCampaignJob, type DeliverJobData } from './plan.js';
+import { processCampaignJob } from './plan.js';
 import { specialDeliveries } from './specials.js';
 
 /** The queue names a worker process can serve: `campaigns` and `deliver-<channel>`. */

@@ -9,7 +9,7 @@ import { audienceFilter, audienceKeys } from '../src/domain/audience.js';
 import { ADD_BATCH, PLANNED } from '../src/domain/campaign-scripts.js';
 import { beginSending, campaignKeys, findCampaign, type Campaign } from '../src/domain/campaigns.js';
 import { runScript } from '../src/redis/scripts.js';
-import type { CampaignJobData } from '../src/scheduler.js';
+import { deliverJobOptions, type CampaignJobData, type DeliverJobData } from '../src/scheduler.js';
 
 /**
  * The campaign job: at send time, decide whether the campaign may go (current
@@ -22,13 +22,6 @@ import type { CampaignJobData } from '../src/scheduler.js';
  * each job already added (same job id), and doubles nothing. Memory holds one
  * page of ids at a time, whatever the audience size.
  */
-
-export interface DeliverJobData {
-  campaignId: string;
-  channel: string;
-  /** Field in the campaign's batches hash holding the recipient ids (',' joined). */
-  batch: string;
-}
 
 export interface PlanDeps {
   config: Config;
@@ -75,18 +68,10 @@ async function planChannel(c: Campaign, channel: string, deps: PlanDeps): Promis
   const def = channelDefinition(channel);
   const settings = config.channelSettings(channel);
   const queue = deps.deliverQueue(channel);
-  const opts = (batch: string, delay = 0) => ({
-    jobId: `${c.id}:${channel}:${batch}`,
-    delay,
-    attempts: settings.attempts,
-    backoff: { type: 'exponential', delay: settings.backoff_ms },
-    removeOnComplete: { age: 24 * 3600, count: 10_000 },
-    removeOnFail: { age: 30 * 24 * 3600 },
-  });
   const register = async (batch: string, ids: string[], delay = 0) => {
     await runScript(redis, ADD_BATCH, [k.hash, k.counts, k.batches], [channel, batch, ids.join(',')]);
     const data: DeliverJobData = { campaignId: c.id, channel, batch: `${channel}:${batch}` };
-    await queue.add('deliver', data, opts(batch, delay));
+    await queue.add('deliver', data, deliverJobOptions(settings, `${c.id}:${channel}:${batch}`, delay));
   };
   if (def?.audience) {
     const selector = def.audience(content);

@@ -7,7 +7,7 @@ import { formatLocal, parseLocalTime } from '../time.js';
 import { withContext, type CliContext } from './context.js';
 import { registerPreviewCommand } from './preview.js';
 
-/** `crier campaign …`: create, list, show, approve, cancel, reschedule, preview. */
+/** `crier campaign …`: create, list, show, approve, cancel, retry, reschedule, preview. */
 
 export interface CampaignView {
   id: string;
@@ -129,6 +129,17 @@ export function registerCampaignCommands(program: Command): void {
       await withScheduler(async (ctx, s) => {
         await s.cancel(id, ctx.config.user);
         ctx.out(`cancelled ${id}`);
+      });
+    });
+
+  campaign
+    .command('retry')
+    .argument('<id>')
+    .description('send the failed deliveries of a failed or partially failed campaign again (e.g. after fixing SMTP_URL)')
+    .action(async (id: string) => {
+      await withScheduler(async (ctx, s) => {
+        const { deliveries, channels } = await s.retry(id, ctx.config.user);
+        ctx.out(`retrying ${deliveries} failed deliver${deliveries === 1 ? 'y' : 'ies'} of ${id} (${channels.join(', ')}); \`crier campaign show ${id}\` follows them`);
       });
     });
 

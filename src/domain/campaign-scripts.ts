@@ -34,6 +34,38 @@ end
 return s
 `;
 
+/**
+ * Puts a failed or partially failed campaign's failed deliveries back to pending:
+ * each leaves the done set and the failures hash, its channel's failed count
+ * drops, and the campaign is sending again (FINISH decides its status anew).
+ * KEYS: campaign, counts, failures, then one done set per channel.
+ * ARGV: now ISO, then the channel names in the order of their done sets.
+ * → {'sending', deliveries put back, retry number, channels (',' joined)} or {refusal, 0, 0, ''}
+ */
+export const RETRY_FAILED = `
+local s = redis.call('HGET', KEYS[1], 'status')
+if not s then return {'missing', 0, 0, ''} end
+if s ~= 'failed' and s ~= 'partially_failed' then return {'refused:' .. s, 0, 0, ''} end
+local doneKey = {}
+for j = 2, #ARGV do doneKey[ARGV[j]] = KEYS[j + 2] end
+local n, touched, seen = 0, {}, {}
+local all = redis.call('HGETALL', KEYS[3])
+for i = 1, #all, 2 do
+  local ch, id = string.match(all[i], '^([^:]+):(.*)$')
+  if ch and doneKey[ch] and redis.call('SREM', doneKey[ch], id) == 1 then
+    redis.call('HINCRBY', KEYS[2], ch .. ':failed', -1)
+    n = n + 1
+    if not seen[ch] then seen[ch] = true; touched[#touched + 1] = ch end
+  end
+end
+if n == 0 then return {'refused:nothing', 0, 0, ''} end
+redis.call('DEL', KEYS[3])
+for _, ch in ipairs(touched) do redis.call('HDEL', KEYS[2], ch .. ':error') end
+redis.call('HSET', KEYS[1], 'status', 'sending', 'updated_at', ARGV[1])
+local r = redis.call('HINCRBY', KEYS[1], 'retries', 1)
+return {'sending', n, r, table.concat(touched, ',')}
+`;
+
 /** ARGV: new send_at ISO, now ISO. → {status, version} or {error status} */
 export const RESCHEDULE = `
 local s = redis.call('HGET', KEYS[1], 'status')

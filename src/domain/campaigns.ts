@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { UserError } from '../errors.js';
 import { runScript } from '../redis/scripts.js';
 import type { CampaignDraft, CampaignKind } from './campaign-file.js';
-import { APPROVE, BEGIN, CANCEL, RESCHEDULE } from './campaign-scripts.js';
+import { APPROVE, BEGIN, CANCEL, RESCHEDULE, RETRY_FAILED } from './campaign-scripts.js';
 
 export const STATUSES = ['draft', 'awaiting_approval', 'scheduled', 'held', 'sending', 'sent', 'partially_failed', 'failed', 'cancelled'] as const;
 export type CampaignStatus = (typeof STATUSES)[number];
@@ -140,6 +140,22 @@ export async function cancelCampaign(redis: Redis, prefix: string, id: string, n
   const r = await runScript<string>(redis, CANCEL, [campaignKeys(prefix, id).hash], [now.toISOString()]);
   if (r === 'missing') throw new UserError(`no campaign with id "${id}"`, 'CRIER_ERR_NOT_FOUND');
   if (r !== 'ok') throw new UserError(`campaign ${id} is ${r}; it can no longer be cancelled`, 'CRIER_ERR_STATE');
+}
+
+/** Failed deliveries back to pending (RETRY_FAILED); the caller re-adds the channels' delivery jobs. */
+export async function retryFailed(redis: Redis, prefix: string, c: Campaign, now: Date): Promise<{ deliveries: number; retry: number; channels: string[] }> {
+  const k = campaignKeys(prefix, c.id);
+  const names = Object.keys(c.channels);
+  const [status, deliveries, retry, channels] = await runScript<[string, number, number, string]>(
+    redis,
+    RETRY_FAILED,
+    [k.hash, k.counts, k.failures, ...names.map((ch) => k.done(ch))],
+    [now.toISOString(), ...names],
+  );
+  if (status === 'missing') throw new UserError(`no campaign with id "${c.id}"`, 'CRIER_ERR_NOT_FOUND');
+  if (status === 'refused:nothing') throw new UserError(`campaign ${c.id} has no failed deliveries to retry`, 'CRIER_ERR_STATE');
+  if (status.startsWith('refused:')) throw new UserError(`campaign ${c.id} is ${status.slice(8)}; only a failed or partially failed campaign can be retried`, 'CRIER_ERR_STATE');
+  return { deliveries, retry, channels: channels.split(',').filter(Boolean) };
 }
 
 export async function rescheduleCampaign(redis: Redis, prefix: string, id: string, sendAt: Date, now: Date): Promise<{ status: CampaignStatus; version: number }> {
