@@ -132,7 +132,7 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
       }
       const permanent = err instanceof ChannelError && err.kind !== 'transient';
       if (permanent || lastAttempt) {
-        const reason = permanent ? e.message : `gave up after ${job.attemptsMade + 1} tries: ${e.message}`;
+        const reason = permanent ? e.message : `gave up after ${job.attemptsMade + 1} ${job.attemptsMade === 0 ? 'try' : 'tries'}: ${e.message}`;
         log.warn({ recipient: id, reason }, 'delivery failed');
         await mark(i, 'failed', reason);
         continue;
