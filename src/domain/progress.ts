@@ -5,9 +5,9 @@ import type { DeliveryProgress } from '../../channels/adapter.js';
 const PROGRESS_TTL_SECONDS = 7 * 24 * 3600;
 
 /**
- * A delivery's durable progress notes in Redis, keyed by the delivery key: any
+ * A delivery's durable progress notes in Redis, keyed by the delivery key: the
  * worker process that retries the delivery (after a crash, a restart or a
- * rate-limit pause) reads what an earlier attempt recorded.
+ * rate-limit pause), whichever it is, reads what an earlier attempt recorded.
  */
 export function redisProgress(redis: Redis, prefix: string, deliveryKey: string): DeliveryProgress {
   const key = `${prefix}:progress:${deliveryKey}`;
