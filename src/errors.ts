@@ -33,11 +33,11 @@ export class UserError extends Error {
     message: string,
     readonly code: ErrorCode = 'CRIER_ERR_INPUT',
     readonly where: Where = {},
-    /** Further mistakes found in the same input, each a full line of its own. */
+    /** Further mistakes found in the same input: the message has one line per mistake. */
     readonly more: readonly UserError[] = [],
   ) {
     const at = describeWhere(where);
-    super([at ? `${at}: ${message}` : message, ...more.map((e) => e.message)].join('\ncrier: '));
+    super([at ? `${at}: ${message}` : message, ...more.map((e) => e.message)].join('\n'));
     this.name = 'UserError';
     this.plain = message;
   }

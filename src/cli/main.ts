@@ -23,7 +23,8 @@ try {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode === 0 ? 0 : 1;
   } else if (isCrierError(err)) {
-    process.stderr.write(`crier: ${err.message}\n`);
+    // One line per mistake (a campaign file can have several), each marked as ours.
+    for (const line of err.message.split('\n')) process.stderr.write(`crier: ${line}\n`);
     process.exitCode = err.exitCode;
   } else {
     process.stderr.write(`crier: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
