@@ -157,19 +157,19 @@ export class Scheduler {
     do {
       const [next, flat] = await this.redis.hscan(k.batches, cursor, 'COUNT', 500);
       cursor = next;
-      const jobs = [];
+      const byChannel = new Map<string, Array<{ name: string; data: DeliverJobData; opts: JobsOptions }>>();
       for (let i = 0; i < flat.length; i += 2) {
         const field = flat[i]!;
         const channel = field.slice(0, field.indexOf(':'));
         if (!channels.includes(channel)) continue;
         const data: DeliverJobData = { campaignId: id, channel, batch: field };
         // BullMQ allows ':' in a job id only as exactly three parts: <campaign>:<channel>:<batch>-retry<n>.
-        jobs.push({ channel, data, opts: deliverJobOptions(this.config.channelSettings(channel), `${id}:${field}-retry${retry}`) });
+        const opts = deliverJobOptions(this.config.channelSettings(channel), `${id}:${field}-retry${retry}`);
+        const jobs = byChannel.get(channel) ?? [];
+        jobs.push({ name: 'deliver', data, opts });
+        byChannel.set(channel, jobs);
       }
-      for (const channel of channels) {
-        const mine = jobs.filter((j) => j.channel === channel).map(({ data, opts }) => ({ name: 'deliver', data, opts }));
-        if (mine.length > 0) await this.queue(deliverQueueName(channel)).addBulk(mine);
-      }
+      for (const [channel, jobs] of byChannel) await this.queue(deliverQueueName(channel)).addBulk(jobs);
     } while (cursor !== '0');
     return { deliveries, channels };
   }
