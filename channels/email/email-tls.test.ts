@@ -1,68 +1,35 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { selfSignedCert } from '../../test/fakes/tls.js';
-import { ROOT } from '../../test/helpers/dist.js';
+import { sendInChild } from '../../test/helpers/adapter-child.js';
 import { startSmtpSink, type SmtpSink, type SmtpSinkOptions } from '../../test/helpers/smtp-sink.js';
+import type { Delivery } from '../adapter.js';
 
 /**
  * SMTP over TLS, as every real relay speaks it: STARTTLS on 587 (through the
  * channel's own TCP_NODELAY socket) and implicit TLS (smtps://), each with a
  * login. The relay's certificate is trusted the documented way,
  * NODE_EXTRA_CA_CERTS, which Node reads only at start: so the real adapter
- * (the built dist/) runs in a child process.
+ * runs in a child process (sendInChild).
  */
 
-const run = promisify(execFile);
-const dist = (p: string) => pathToFileURL(path.join(ROOT, 'dist', p)).href;
+const delivery: Delivery = {
+  campaignId: 'c1',
+  campaignTitle: 'News',
+  kind: 'newsletter',
+  channel: 'email',
+  key: 'c1:email:s1',
+  content: { list: 'newsletter', subject: 'Hello {{name}}', body: 'Hello **{{name}}**' },
+  recipient: { id: 's1', email: 'ann@example.org', name: 'Ann', area: '', topics: [] },
+};
 
-const CHILD = `
-const { loadConfig } = await import(${JSON.stringify(dist('src/config.js'))});
-const { createEmailAdapter } = await import(${JSON.stringify(dist('channels/email/index.js'))});
-const config = loadConfig({
-  SMTP_URL: process.env.CHILD_SMTP_URL,
-  CRIER_DATA_DIR: process.env.CHILD_DATA_DIR,
-  CRIER_SECRET: 'test-secret-0123456789abcdef',
-  MAIL_FROM: 'PCC <news@example.org>',
-  LOG_LEVEL: 'silent',
-});
-const adapter = createEmailAdapter(config);
-const log = { info() {}, warn() {}, debug() {}, error() {} };
-try {
-  const result = await adapter.send(
-    {
-      campaignId: 'c1', campaignTitle: 'News', kind: 'newsletter', channel: 'email', key: 'c1:email:s1',
-      content: { list: 'newsletter', subject: 'Hello {{name}}', body: 'Hello **{{name}}**' },
-      recipient: { id: 's1', email: 'ann@example.org', name: 'Ann', area: '', topics: [] },
-    },
-    { log, now: () => new Date() },
-  );
-  console.log(JSON.stringify({ ok: true, id: result.id }));
-} catch (err) {
-  console.log(JSON.stringify({ ok: false, name: err.name, message: err.message }));
-} finally {
-  await adapter.close();
-}
-`;
-
-interface ChildResult {
-  ok: boolean;
-  id?: string;
-  name?: string;
-  message?: string;
-}
-
-async function sendFromChild(smtpUrl: string, trustCert: boolean): Promise<ChildResult> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'crier-tls-data-'));
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, CHILD_SMTP_URL: smtpUrl, CHILD_DATA_DIR: dataDir };
-  if (trustCert) env.NODE_EXTRA_CA_CERTS = selfSignedCert().certFile;
-  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', CHILD], { cwd: dataDir, env, timeout: 20_000 });
-  return JSON.parse(stdout.trim().split('\n').at(-1)!) as ChildResult;
-}
+const sendFromChild = (smtpUrl: string, trustCert: boolean) =>
+  sendInChild({
+    module: 'channels/email/index.js',
+    factory: 'createEmailAdapter',
+    env: { SMTP_URL: smtpUrl, MAIL_FROM: 'PCC <news@example.org>' },
+    delivery,
+    extraCa: trustCert ? selfSignedCert().certFile : undefined,
+  });
 
 describe('email over TLS with a login', () => {
   let sink: SmtpSink | undefined;
