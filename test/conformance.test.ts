@@ -7,7 +7,7 @@ import { channelDefinition, channelNames } from '../channels/registry.js';
 import { createTwitterAdapter } from '../channels/twitter/index.js';
 import type { Config } from '../src/config.js';
 import { startFakeMastodonApi } from './fakes/mastodon-api.js';
-import { startFakeXApi } from './fakes/x-api.js';
+import { startFakeXApi, twitterEnv } from './fakes/x-api.js';
 import { silentLogger, testConfig } from './helpers/context.js';
 import { startSmtpSink } from './helpers/smtp-sink.js';
 
@@ -109,13 +109,7 @@ const fixtures: Record<string, Fixture> = {
     async live() {
       const fake = await startFakeXApi({ credentials: creds });
       return {
-        env: {
-          TWITTER_API_BASE: fake.url,
-          TWITTER_APP_KEY: creds.appKey,
-          TWITTER_APP_SECRET: creds.appSecret,
-          TWITTER_ACCESS_TOKEN: creds.accessToken,
-          TWITTER_ACCESS_SECRET: creds.accessSecret,
-        },
+        env: twitterEnv(fake.url, creds),
         // NODE_EXTRA_CA_CERTS is read at process start; the adapter's documented test route is `ca`.
         create: (config) => createTwitterAdapter(config, { ca: fake.ca }),
         failTransient: () => fake.failNext(503, { path: '/2/tweets' }),

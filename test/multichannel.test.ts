@@ -9,7 +9,7 @@ import { importSubscribers } from '../src/domain/audience.js';
 import { createLogger } from '../src/log.js';
 import { startWorkers, type WorkerPool } from '../workers/index.js';
 import { startFakeMastodonApi, type FakeMastodonApi } from './fakes/mastodon-api.js';
-import { startFakeXApi, type FakeXApi } from './fakes/x-api.js';
+import { startFakeXApi, twitterEnv, type FakeXApi } from './fakes/x-api.js';
 import { testConfig } from './helpers/context.js';
 import { londonIn, startCrier, type TestCrier } from './helpers/crier.js';
 import { startSmtpSink, type SmtpSink } from './helpers/smtp-sink.js';
@@ -79,11 +79,7 @@ async function startWorld(): Promise<World> {
   const config = testConfig({
     env: {
       SMTP_URL: sink.url,
-      TWITTER_API_BASE: x.url,
-      TWITTER_APP_KEY: creds.appKey,
-      TWITTER_APP_SECRET: creds.appSecret,
-      TWITTER_ACCESS_TOKEN: creds.accessToken,
-      TWITTER_ACCESS_SECRET: creds.accessSecret,
+      ...twitterEnv(x.url, creds),
       MASTODON_URL: mastodon.url,
       MASTODON_TOKEN: mastodon.token,
     },

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeXApi, type FakeXApi } from '../../test/fakes/x-api.js';
+import { startFakeXApi, twitterEnv, type FakeXApi } from '../../test/fakes/x-api.js';
 import { sendInChild } from '../../test/helpers/adapter-child.js';
 
 /**
@@ -24,13 +24,7 @@ describe('X channel trusting the API certificate through NODE_EXTRA_CA_CERTS', (
     sendInChild({
       module: 'channels/twitter/index.js',
       factory: 'createTwitterAdapter',
-      env: {
-        TWITTER_API_BASE: fake.url,
-        TWITTER_APP_KEY: creds.appKey,
-        TWITTER_APP_SECRET: creds.appSecret,
-        TWITTER_ACCESS_TOKEN: creds.accessToken,
-        TWITTER_ACCESS_SECRET: creds.accessSecret,
-      },
+      env: twitterEnv(fake.url, creds),
       delivery: { campaignId: 'c', campaignTitle: 't', kind: 'social', channel: 'twitter', content: { text }, key: 'k' },
       extraCa,
     });

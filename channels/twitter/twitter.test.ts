@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { redisProgress } from '../../src/domain/progress.js';
 import { testConfig, silentLogger } from '../../test/helpers/context.js';
-import { startFakeXApi, type FakeXApi } from '../../test/fakes/x-api.js';
+import { startFakeXApi, twitterEnv, type FakeXApi } from '../../test/fakes/x-api.js';
 import { NeedsReauthError, PermanentError, RateLimitedError, TransientError, type ChannelAdapter, type Delivery } from '../adapter.js';
 import { apiBasePlugin, contentSchema, createTwitterAdapter, splitThread, validateContent, weightedLength } from './index.js';
 
@@ -93,15 +93,7 @@ describe('X channel against the fake X API', () => {
   });
 
   function makeAdapter(f: FakeXApi, c: typeof creds): ChannelAdapter {
-    const config = testConfig({
-      env: {
-        TWITTER_API_BASE: f.url,
-        TWITTER_APP_KEY: c.appKey,
-        TWITTER_APP_SECRET: c.appSecret,
-        TWITTER_ACCESS_TOKEN: c.accessToken,
-        TWITTER_ACCESS_SECRET: c.accessSecret,
-      },
-    });
+    const config = testConfig({ env: twitterEnv(f.url, c) });
     return createTwitterAdapter(config, { ca: f.ca });
   }
 

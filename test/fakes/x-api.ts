@@ -51,6 +51,19 @@ export interface FailOptions {
   afterEffect?: boolean;
 }
 
+export type XCredentials = NonNullable<FakeXApiOptions['credentials']>;
+
+/** The environment that points Crier's X channel at a fake (or any) API base with these credentials. */
+export function twitterEnv(apiBase: string, c: XCredentials): Record<string, string> {
+  return {
+    TWITTER_API_BASE: apiBase,
+    TWITTER_APP_KEY: c.appKey,
+    TWITTER_APP_SECRET: c.appSecret,
+    TWITTER_ACCESS_TOKEN: c.accessToken,
+    TWITTER_ACCESS_SECRET: c.accessSecret,
+  };
+}
+
 export interface FakeXApiOptions {
   credentials?: { appKey: string; appSecret: string; accessToken: string; accessSecret: string };
 }
