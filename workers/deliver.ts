@@ -44,10 +44,10 @@ interface NextCheck {
 }
 
 /**
- * Records one outcome; returns the campaign's final status if this was its last
- * outcome ('' otherwise) and, when `next` is given, that recipient's MAY_SEND verdict.
+ * Records one outcome (and audits the campaign's end if it was the last one);
+ * returns the MAY_SEND verdict for `next`, or '' without one.
  */
-export async function markOutcome(redis: Redis, prefix: string, c: Campaign, channel: string, id: string, outcome: Outcome, reason: string, now: Date, networkId = '', next?: NextCheck): Promise<{ finished: string; verdict: string }> {
+export async function markOutcome(redis: Redis, prefix: string, c: Campaign, channel: string, id: string, outcome: Outcome, reason: string, now: Date, networkId = '', next?: NextCheck): Promise<string> {
   const k = campaignKeys(prefix, c.id);
   const keys = [k.hash, k.counts, k.done(channel), k.failures, k.sent];
   const args = [channel, id, outcome, reason, now.toISOString(), networkId];
@@ -58,7 +58,7 @@ export async function markOutcome(redis: Redis, prefix: string, c: Campaign, cha
   }
   const [finished, verdict] = await runScript<[string, string]>(redis, MARK, keys, args);
   if (finished) await appendAudit(redis, prefix, { actor: 'worker', action: 'campaign.send', subject: c.id, detail: { status: finished } });
-  return { finished, verdict };
+  return verdict;
 }
 
 export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverDeps): Promise<void> {
@@ -88,30 +88,27 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
     const r = id === undefined ? null : details.get(id);
     return id !== undefined && r ? { id, emailHash: emailHash(r.email) } : undefined;
   };
-  let prefetched: string | undefined; // todo[i]'s verdict, fetched by the previous MARK
+  let prefetched = ''; // todo[i]'s verdict, fetched by the previous MARK ('' = not fetched)
   const mark = async (i: number, outcome: Outcome, reason: string, networkId = '') => {
     const next = checkFor(i + 1);
-    const { verdict } = await markOutcome(redis, prefix, c, channel, todo[i]!, outcome, reason, deps.now(), networkId, next);
-    prefetched = next ? verdict : undefined;
+    prefetched = await markOutcome(redis, prefix, c, channel, todo[i]!, outcome, reason, deps.now(), networkId, next);
   };
   for (const [i, id] of todo.entries()) {
     const special = deps.special?.[id];
+    const ahead = prefetched;
+    prefetched = '';
     let recipient: Recipient | undefined;
     if (!special && id !== '-') {
       const r = details.get(id) ?? null;
       let verdict = 'skip';
-      if (r) verdict = prefetched ?? (await runScript<string>(redis, MAY_SEND, [k.hash, ak.sub(id), ak.suppressed], [emailHash(r.email)]));
-      prefetched = undefined;
+      if (r) verdict = ahead || (await runScript<string>(redis, MAY_SEND, [k.hash, ak.sub(id), ak.suppressed], [emailHash(r.email)]));
       if (verdict === 'stop') return;
       if (verdict === 'skip' || !r) {
         await mark(i, 'skipped', 'unsubscribed');
         continue;
       }
       recipient = r;
-    } else {
-      prefetched = undefined;
-      if (i > 0 && (await redis.hget(k.hash, 'status')) !== 'sending') return;
-    }
+    } else if (i > 0 && (await redis.hget(k.hash, 'status')) !== 'sending') return;
     const delivery: Delivery = { campaignId, campaignTitle: c.title, kind: c.kind, channel, content, recipient, key: `${campaignId}:${channel}:${id}` };
     try {
       let networkId = '';
