@@ -125,29 +125,14 @@ function smtpTarget(url: string): string {
 /**
  * nodemailer writes each message's last bytes (".\r\n") as small separate writes; with Nagle on, the kernel
  * holds them until the server's delayed ACK (~40 ms), capping a connection at ~20 messages/s. We open the
- * socket ourselves with TCP_NODELAY and hand it to the pool as an open connection (STARTTLS still applies).
+ * socket ourselves with TCP_NODELAY and hand it over at once, still connecting (STARTTLS still applies).
+ * Handing it over before it connects matters: nodemailer then sees a refused or timed-out connection as the
+ * connection's own error and frees its pool slot, whereas an error passed back from here is given to the
+ * waiting message only and the slot stays taken for good (ten refusals froze the pool).
  */
 function openNoDelaySocket(opts: SMTPPool.Options, callback: (err: Error | null, socketOptions?: { connection: net.Socket }) => void): void {
   const socket = net.connect({ host: opts.host ?? 'localhost', port: Number(opts.port) || 587, noDelay: true });
-  let done = false;
-  const finish = (err: Error | null): void => {
-    if (done) return;
-    done = true;
-    clearTimeout(timer);
-    socket.removeListener('error', finish);
-    if (err) {
-      socket.destroy();
-      callback(err);
-    } else {
-      callback(null, { connection: socket });
-    }
-  };
-  const timer = setTimeout(() => {
-    const err = Object.assign(new Error('Connection timeout'), { code: 'ETIMEDOUT' });
-    finish(err);
-  }, opts.connectionTimeout ?? 30_000);
-  socket.once('error', finish);
-  socket.once('connect', () => finish(null));
+  callback(null, { connection: socket });
 }
 
 /** One transport per channel, so each channel's pool matches its own concurrency. */
