@@ -46,6 +46,7 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
     let q = queues.get(name);
     if (!q) {
       q = new Queue(name, { connection: handle.options, prefix });
+      q.on('error', (err) => log.debug({ queue: name, err: err.message }, 'queue connection error'));
       queues.set(name, q);
     }
     return q;
