@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
  * one recipient) into one message on its network.
  *
  * Errors decide what the deliver worker does:
- *  - TransientError     → retry with exponential backoff
+ *  - TransientError     → retry this delivery with exponential backoff (its own tries)
  *  - RateLimitedError   → pause this channel's queue until `resetAt`; not a failure
  *  - PermanentError     → fail now, record the reason, no retry
  *  - NeedsReauthError   → fail now and surface "reconnect account"
@@ -82,6 +82,16 @@ export abstract class ChannelError extends Error {
 export class TransientError extends ChannelError {
   readonly kind = 'transient' as const;
   override name = 'TransientError';
+  /**
+   * True when the network itself could not be reached (connection refused, timed out): the next
+   * message would fail the same way, so the worker stops the batch there instead of spending
+   * every recipient's tries on one outage.
+   */
+  readonly unreachable: boolean;
+  constructor(message: string, opts: { unreachable?: boolean } = {}) {
+    super(message);
+    this.unreachable = opts.unreachable ?? false;
+  }
 }
 
 export class PermanentError extends ChannelError {

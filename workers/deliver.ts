@@ -1,6 +1,6 @@
-import type { Job } from 'bullmq';
+import { DelayedError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { ChannelError, RateLimitedError, type ChannelAdapter, type Delivery, type Recipient } from '../channels/adapter.js';
+import { ChannelError, RateLimitedError, TransientError, type ChannelAdapter, type Delivery, type Recipient } from '../channels/adapter.js';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { audienceKeys, emailHash, getRecipients } from '../src/domain/audience.js';
@@ -61,7 +61,13 @@ export async function markOutcome(redis: Redis, prefix: string, c: Campaign, cha
   return verdict;
 }
 
-export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverDeps): Promise<void> {
+/**
+ * A batch job is worked in passes. A transient failure costs only that recipient
+ * one of its tries (channels.<ch>.attempts); the pass goes on with the others
+ * (or stops, when the network itself is unreachable), and the job comes back
+ * after the backoff for what is left, without spending a try of the job's own.
+ */
+export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverDeps, token?: string): Promise<void> {
   const { config, redis } = deps;
   const prefix = config.redis_prefix;
   const { campaignId, channel, batch } = job.data;
@@ -73,7 +79,8 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
   const done = ids.length > 0 ? await redis.smismember(k.done(channel), ...ids) : [];
   const todo = ids.filter((_, i) => done[i] !== 1);
   if (todo.length === 0) return;
-  const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+  const settings = deps.config.channelSettings(channel);
+  let deferred = 0; // the most tries any recipient deferred in this pass has used
   const content = c.channels[channel] ?? {};
   // The batch's names and addresses in one round trip. Just before each send the
   // subscription and the campaign's status are read again (MAY_SEND); after the
@@ -92,6 +99,12 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
   const mark = async (i: number, outcome: Outcome, reason: string, networkId = '') => {
     const next = checkFor(i + 1);
     prefetched = await markOutcome(redis, prefix, c, channel, todo[i]!, outcome, reason, deps.now(), networkId, next);
+  };
+  const later = async (): Promise<never> => {
+    const delay = settings.backoff_ms * 2 ** Math.min(deferred - 1, 20);
+    log.info({ deferred, delayMs: delay }, 'transient failures: the rest of the batch is tried again later');
+    await job.moveToDelayed(Date.now() + delay, token);
+    throw new DelayedError();
   };
   for (const [i, id] of todo.entries()) {
     const special = deps.special?.[id];
@@ -128,14 +141,17 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
         throw new PausedForRateLimit(e.message);
       }
       const permanent = err instanceof ChannelError && err.kind !== 'transient';
-      if (permanent || lastAttempt) {
-        const reason = permanent ? e.message : `gave up after ${job.attemptsMade + 1} ${job.attemptsMade === 0 ? 'try' : 'tries'}: ${e.message}`;
+      const tries = permanent ? 0 : await redis.hincrby(k.tries, `${channel}:${id}`, 1);
+      if (permanent || tries >= settings.attempts) {
+        const reason = permanent ? e.message : `gave up after ${tries} ${tries === 1 ? 'try' : 'tries'}: ${e.message}`;
         log.warn({ recipient: id, reason }, 'delivery failed');
         await mark(i, 'failed', reason);
         continue;
       }
-      log.info({ recipient: id, err: e.message }, 'transient failure: will retry');
-      throw e;
+      log.info({ recipient: id, tries, err: e.message }, 'transient failure: will retry');
+      deferred = Math.max(deferred, tries);
+      if (err instanceof TransientError && err.unreachable) return later();
     }
   }
+  if (deferred > 0) await later();
 }

@@ -86,9 +86,9 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
     };
     const w = new Worker<DeliverJobData>(
       name,
-      async (job: Job<DeliverJobData>) => {
+      async (job: Job<DeliverJobData>, token?: string) => {
         try {
-          await processDeliverJob(job, deps);
+          await processDeliverJob(job, deps, token);
         } catch (err) {
           // The queue is paused until the reset; hand the job back without counting a try.
           if (err instanceof PausedForRateLimit) throw Worker.RateLimitError();

@@ -75,7 +75,7 @@ export function classifySmtpError(err: unknown): ChannelError {
     const hint = /certificate|CERT_|altnames/i.test(detail)
       ? " (check SMTP_URL's host name matches the relay's certificate; a private CA is trusted with NODE_EXTRA_CA_CERTS=/path/ca.pem)"
       : '';
-    return new TransientError(`SMTP connection problem (${e.code}): ${detail}${hint}`);
+    return new TransientError(`SMTP connection problem (${e.code}): ${detail}${hint}`, { unreachable: true });
   }
   if (e.code === 'EAUTH' || e.code === 'ENOAUTH') return new PermanentError(`SMTP authentication failed: ${reply}`);
   if (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') return new PermanentError(`SMTP message not accepted: ${reply}`);

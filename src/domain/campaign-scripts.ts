@@ -38,7 +38,8 @@ return s
  * Puts a failed or partially failed campaign's failed deliveries back to pending:
  * each leaves the done set and the failures hash, its channel's failed count
  * drops, and the campaign is sending again (FINISH decides its status anew).
- * KEYS: campaign, counts, failures, then one done set per channel.
+ * Each gets a fresh budget of tries.
+ * KEYS: campaign, counts, failures, tries, then one done set per channel.
  * ARGV: now ISO, then the channel names in the order of their done sets.
  * → {'sending', deliveries put back, retry number, channels (',' joined)} or {refusal, 0, 0, ''}
  */
@@ -47,13 +48,14 @@ local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return {'missing', 0, 0, ''} end
 if s ~= 'failed' and s ~= 'partially_failed' then return {'refused:' .. s, 0, 0, ''} end
 local doneKey = {}
-for j = 2, #ARGV do doneKey[ARGV[j]] = KEYS[j + 2] end
+for j = 2, #ARGV do doneKey[ARGV[j]] = KEYS[j + 3] end
 local n, touched, seen = 0, {}, {}
 local all = redis.call('HGETALL', KEYS[3])
 for i = 1, #all, 2 do
   local ch, id = string.match(all[i], '^([^:]+):(.*)$')
   if ch and doneKey[ch] and redis.call('SREM', doneKey[ch], id) == 1 then
     redis.call('HINCRBY', KEYS[2], ch .. ':failed', -1)
+    redis.call('HDEL', KEYS[4], all[i])
     n = n + 1
     if not seen[ch] then seen[ch] = true; touched[#touched + 1] = ch end
   end

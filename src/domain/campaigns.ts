@@ -41,6 +41,8 @@ export function campaignKeys(prefix: string, id: string) {
     batches: `${base}:batches`,
     done: (channel: string) => `${base}:done:${channel}`,
     failures: `${base}:failures`,
+    /** `<channel>:<recipient>` → tries that ended in a transient failure (each delivery has its own budget). */
+    tries: `${base}:tries`,
     /** `<channel>:<recipient>` → the network's id for what was sent (post id, message id). */
     sent: `${base}:sent`,
     index: `${prefix}:campaigns`,
@@ -149,7 +151,7 @@ export async function retryFailed(redis: Redis, prefix: string, c: Campaign, now
   const [status, deliveries, retry, channels] = await runScript<[string, number, number, string]>(
     redis,
     RETRY_FAILED,
-    [k.hash, k.counts, k.failures, ...names.map((ch) => k.done(ch))],
+    [k.hash, k.counts, k.failures, k.tries, ...names.map((ch) => k.done(ch))],
     [now.toISOString(), ...names],
   );
   if (status === 'missing') throw new UserError(`no campaign with id "${c.id}"`, 'CRIER_ERR_NOT_FOUND');

@@ -49,6 +49,8 @@ export interface SmtpSink {
   /** Answer RCPT TO for this address with `code text` (every time, until cleared). */
   rejectRecipient(email: string, code: number, text?: string): void;
   clearRejections(): void;
+  /** Answer the end of DATA for every `n`th message with `code text` (a greylisting relay); 0 stops it. */
+  deferEvery(n: number, code?: number, text?: string): void;
   /** Answer the end of DATA for the next `n` messages with `code text`. */
   failNext(n: number, code: number, text?: string): void;
   /** Resolves once at least `n` messages have been accepted. */
@@ -79,6 +81,8 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
   let refused = 0;
   let connections = 0;
   let authFailures = 0;
+  let every: { n: number; reply: SmtpReply } | undefined;
+  let seen = 0;
   let waiters: Array<() => void> = [];
 
   const disabled = [...(opts.tls ? [] : ['STARTTLS']), ...(opts.auth ? [] : ['AUTH'])];
@@ -116,7 +120,8 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('end', () => {
-        const reply = script.shift();
+        seen += 1;
+        const reply = script.shift() ?? (every && seen % every.n === 0 ? every.reply : undefined);
         if (reply) {
           refused += 1;
           callback(reply);
@@ -174,6 +179,9 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
     },
     clearRejections() {
       rejections.clear();
+    },
+    deferEvery(n, code = 451, text) {
+      every = n > 0 ? { n, reply: new SmtpReply(code, text ?? defaultText(code)) } : undefined;
     },
     failNext(n, code, text) {
       for (let i = 0; i < n; i += 1) script.push(new SmtpReply(code, text ?? defaultText(code)));
