@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
  *  - RateLimitedError   → pause this channel's queue until `resetAt`; not a failure
  *  - PermanentError     → fail now, record the reason, no retry
  *  - NeedsReauthError   → fail now and surface "reconnect account"
+ *  - LoginFailedError   → pause the channel (not a failure): its deliveries wait until a login works
  * Any other thrown error is treated as transient.
  */
 
@@ -70,10 +71,15 @@ export interface ChannelAdapter {
   send(delivery: Delivery, ctx: SendContext): Promise<SendResult>;
   /** Checks credentials/connection; throws a ChannelError when unusable. */
   verify(): Promise<void>;
+  /**
+   * True when a refused login (LoginFailedError) pauses the channel rather than failing its
+   * deliveries (SMTP): the worker then verifies it at start and, while paused, every minute.
+   */
+  readonly pausesOnLoginFailure?: boolean;
   close(): Promise<void>;
 }
 
-export type ChannelErrorKind = 'transient' | 'rate_limited' | 'permanent' | 'needs_reauth';
+export type ChannelErrorKind = 'transient' | 'rate_limited' | 'permanent' | 'needs_reauth' | 'login_failed';
 
 export abstract class ChannelError extends Error {
   abstract readonly kind: ChannelErrorKind;
@@ -105,6 +111,12 @@ export class NeedsReauthError extends ChannelError {
   constructor(message: string) {
     super(`reconnect account: ${message}`);
   }
+}
+
+/** The server refused our login (SMTP 535): every delivery would fail the same way until someone fixes it. */
+export class LoginFailedError extends ChannelError {
+  readonly kind = 'login_failed' as const;
+  override name = 'LoginFailedError';
 }
 
 export class RateLimitedError extends ChannelError {

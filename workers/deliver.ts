@@ -1,6 +1,6 @@
 import { DelayedError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { ChannelError, RateLimitedError, TransientError, type ChannelAdapter, type Delivery, type Recipient } from '../channels/adapter.js';
+import { ChannelError, LoginFailedError, RateLimitedError, TransientError, type ChannelAdapter, type Delivery, type Recipient } from '../channels/adapter.js';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { audienceKeys, emailHash, getRecipients } from '../src/domain/audience.js';
@@ -28,6 +28,8 @@ export interface DeliverDeps {
   throttle(): Promise<void>;
   /** Pauses the channel's queue until the network's reset time. */
   pauseUntil(resetAt: Date): Promise<void>;
+  /** Pauses the channel's queue until its login works again (shown with the reason). */
+  pauseChannel(reason: string): Promise<void>;
   /** Special deliveries that are not a message (press publishing). */
   special?: Record<string, (c: Campaign, deps: DeliverDeps) => Promise<void>>;
 }
@@ -139,6 +141,13 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
         log.warn({ resetAt: err.resetAt.toISOString() }, 'rate limited: pausing channel');
         await deps.pauseUntil(err.resetAt);
         throw new PausedForRateLimit(e.message);
+      }
+      if (err instanceof LoginFailedError && deps.adapter.pausesOnLoginFailure) {
+        // Every recipient would fail the same way (and a relay locks an account after a few): wait for a fix.
+        log.error({ reason: e.message }, 'login refused: pausing channel');
+        await deps.pauseChannel(e.message);
+        await job.moveToDelayed(Date.now() + 1000, token);
+        throw new DelayedError();
       }
       const permanent = err instanceof ChannelError && err.kind !== 'transient';
       const tries = permanent ? 0 : await redis.hincrby(k.tries, `${channel}:${id}`, 1);

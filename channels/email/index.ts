@@ -8,6 +8,7 @@ import type StreamTransport from 'nodemailer/lib/stream-transport/index.js';
 import { z } from 'zod';
 import type { Config } from '../../src/config.js';
 import {
+  LoginFailedError,
   PermanentError,
   TransientError,
   type ChannelAdapter,
@@ -38,6 +39,7 @@ export const contentSchema = z
 export type EmailContent = z.infer<typeof contentSchema>;
 
 const MAX_POOL_CONNECTIONS = 10;
+export const SMTP_LOGIN_FAILED = 'SMTP login failed: check SMTP_URL';
 const TRANSIENT_CODES = new Set([
   'ECONNECTION',
   'ETIMEDOUT',
@@ -65,6 +67,10 @@ interface SmtpErrorShape {
 export function classifySmtpError(err: unknown): ChannelError {
   const e = (typeof err === 'object' && err !== null ? err : {}) as SmtpErrorShape;
   const reply = e.response ?? e.message ?? String(err);
+  // Before the 5xx rule: a refused login (535) is no verdict on the message, and retrying it per recipient locks accounts.
+  if (e.code === 'EAUTH' || e.code === 'ENOAUTH' || (e.responseCode === 535 && e.code !== 'EENVELOPE')) {
+    return new LoginFailedError(`${SMTP_LOGIN_FAILED} (${reply})`);
+  }
   if (typeof e.responseCode === 'number') {
     if (e.responseCode >= 500) return new PermanentError(`SMTP server refused the message: ${reply}`);
     if (e.responseCode >= 400) return new TransientError(`SMTP server deferred the message: ${reply}`);
@@ -77,7 +83,6 @@ export function classifySmtpError(err: unknown): ChannelError {
       : '';
     return new TransientError(`SMTP connection problem (${e.code}): ${detail}${hint}`, { unreachable: true });
   }
-  if (e.code === 'EAUTH' || e.code === 'ENOAUTH') return new PermanentError(`SMTP authentication failed: ${reply}`);
   if (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') return new PermanentError(`SMTP message not accepted: ${reply}`);
   return new TransientError(`SMTP send failed: ${reply}`);
 }
@@ -196,6 +201,8 @@ export function createEmailSender(config: Config, channel: string): EmailSender 
       try {
         await smtp.verify();
       } catch (err) {
+        const mapped = classifySmtpError(err);
+        if (mapped instanceof LoginFailedError) throw mapped;
         const reason = err instanceof Error ? err.message : String(err);
         throw new TransientError(`cannot use the SMTP server at ${target}: ${reason}`);
       }
@@ -229,6 +236,7 @@ export function createEmailAdapter(config: Config): ChannelAdapter {
       return result;
     },
     verify: () => sender.verify(),
+    pausesOnLoginFailure: !sender.dryRun,
     close: () => sender.close(),
   };
 }

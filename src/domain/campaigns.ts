@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { UserError } from '../errors.js';
 import { runScript } from '../redis/scripts.js';
+import { pausedChannels } from './channel-pause.js';
 import type { CampaignDraft, CampaignKind } from './campaign-file.js';
 import { APPROVE, BEGIN, CANCEL, RESCHEDULE, RETRY_FAILED } from './campaign-scripts.js';
 
@@ -30,6 +31,8 @@ export interface ChannelCounts {
   pending: number;
   skipped: number;
   error?: string;
+  /** Why the channel is paused for every campaign (an SMTP login refused), if it is. */
+  paused?: string;
 }
 
 /** Redis keys of one campaign. */
@@ -117,7 +120,7 @@ export async function listCampaigns(redis: Redis, prefix: string, limit = 500): 
 }
 
 export async function channelCounts(redis: Redis, prefix: string, c: Campaign): Promise<Record<string, ChannelCounts>> {
-  const counts = await redis.hgetall(campaignKeys(prefix, c.id).counts);
+  const [counts, paused] = await Promise.all([redis.hgetall(campaignKeys(prefix, c.id).counts), pausedChannels(redis, prefix)]);
   const out: Record<string, ChannelCounts> = {};
   for (const ch of Object.keys(c.channels)) {
     const n = (f: string) => Number(counts[`${ch}:${f}`] ?? 0);
@@ -128,7 +131,7 @@ export async function channelCounts(redis: Redis, prefix: string, c: Campaign): 
     const skipped = n('skipped');
     // Before planning finishes the total is still growing; a not-yet-started channel counts as one pending delivery at least.
     const pending = Math.max(total - sent - failed - skipped, planned || c.status === 'cancelled' ? 0 : 1);
-    out[ch] = { sent, failed, pending, skipped, ...(counts[`${ch}:error`] ? { error: counts[`${ch}:error`] } : {}) };
+    out[ch] = { sent, failed, pending, skipped, ...(counts[`${ch}:error`] ? { error: counts[`${ch}:error`] } : {}), ...(paused[ch] && pending > 0 ? { paused: paused[ch] } : {}) };
   }
   return out;
 }

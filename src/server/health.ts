@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { Redis } from 'ioredis';
+import { pausedChannels } from '../domain/channel-pause.js';
 
 /**
  * GET /healthz: 200 when Redis answers, 503 at once while it is away (a
@@ -16,7 +17,7 @@ export function healthRoutes(deps: { redis: Redis; prefix: string }): FastifyPlu
         timer = setTimeout(() => reject(new Error('timeout')), 2000);
       });
       try {
-        const paused = await Promise.race([deps.redis.hgetall(`${deps.prefix}:channel-paused`), timeout]);
+        const paused = await Promise.race([pausedChannels(deps.redis, deps.prefix), timeout]);
         return { ok: true, ...(Object.keys(paused).length > 0 ? { paused } : {}) };
       } catch {
         return reply.code(503).send({ ok: false, redis: 'unreachable' });
