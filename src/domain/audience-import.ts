@@ -15,7 +15,7 @@ import {
   subscriberId,
   type AudienceEventHook,
 } from './audience-keys.js';
-import { csvLine, readCsvRecords, type CsvRecord } from './csv.js';
+import { readCsvRecords, safeCsvLine, unneutraliseCell, type CsvRecord } from './csv.js';
 
 /**
  * `subscribers import`: streams a CSV into the audience in pipelined batches.
@@ -171,7 +171,7 @@ function readRow(rec: CsvRecord, cols: Map<Column, number>, width: number): Row 
   if (rec.fields.length > width && rec.fields.slice(width).some((f) => f.trim() !== '')) {
     return `${rec.fields.length} fields but the header has ${width} (an unquoted comma?)`;
   }
-  const get = (col: Column): string => rec.fields[cols.get(col) ?? 0] ?? '';
+  const get = (col: Column): string => unneutraliseCell(rec.fields[cols.get(col) ?? 0] ?? '');
   const email = normaliseEmail(get('email'));
   const problem = emailProblem(email);
   if (problem) return problem;
@@ -197,7 +197,7 @@ class RejectsWriter {
   async add(line: number, reason: string, raw: string): Promise<void> {
     if (!this.out) this.open();
     const text = raw.length > 10_000 ? `${raw.slice(0, 10_000)}…` : raw;
-    if (!this.out?.write(`${csvLine([String(line), reason, text])}\n`)) await once(this.out as WriteStream, 'drain');
+    if (!this.out?.write(`${safeCsvLine([String(line), reason, text])}\n`)) await once(this.out as WriteStream, 'drain');
   }
 
   private open(): void {

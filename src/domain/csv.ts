@@ -267,3 +267,29 @@ export function csvField(value: string): string {
 export function csvLine(values: string[]): string {
   return values.map(csvField).join(',');
 }
+
+/**
+ * Spreadsheets run a cell that starts with = + - @ (or a tab or CR before one)
+ * as a formula: `=HYPERLINK("https://evil.example","Click")` in a subscriber's
+ * name becomes a live link in the team's export. Every CSV Crier writes for
+ * people to open (subscribers export, rejects files, metrics export) passes
+ * its cells through here: such a cell gets a leading apostrophe, the OWASP
+ * advice, so the spreadsheet shows it as text. `subscribers import` takes the
+ * apostrophe off again (`unneutraliseCell`), so an export re-imports unchanged.
+ */
+const FORMULA_START = /^[=+\-@\t\r]/;
+const NEUTRALISED = /^'[=+\-@\t\r]/;
+
+export function neutraliseCell(value: string): string {
+  return FORMULA_START.test(value) ? `'${value}` : value;
+}
+
+/** The inverse, for cells read back: only an apostrophe that neutralised a formula start is removed. */
+export function unneutraliseCell(value: string): string {
+  return NEUTRALISED.test(value) ? value.slice(1) : value;
+}
+
+/** A CSV line safe to open in a spreadsheet: every cell neutralised, then quoted as needed. */
+export function safeCsvLine(values: string[]): string {
+  return csvLine(values.map(neutraliseCell));
+}
