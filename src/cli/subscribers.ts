@@ -62,6 +62,7 @@ export async function runImport(
   });
   if (shown) process.stderr.write('\r\x1b[K');
   ctx.out(importSummary(result));
+  if (result.encodingNote) warn(`warning: ${file}: ${result.encodingNote}`);
   if (result.rejectsFile) warn(`warning: ${result.rejected} row(s) rejected; rejects: ${result.rejectsFile}`);
   return result;
 }
