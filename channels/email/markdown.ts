@@ -56,7 +56,8 @@ export function markdownToText(markdown: string, name: string | undefined): stri
     .replace(/^#{1,6}\s+/gm, '')
     .replace(/(\*\*|__)(.+?)\1/g, '$2')
     .replace(/`([^`\n]+)`/g, '$1')
-    .replace(/<\/?[A-Za-z][^>]*>/g, '')
+    // HTML tags only: a tag name ends at a space, "/" or ">", so autolinks such as <press@example.org> and <https://…> stay.
+    .replace(/<\/?[A-Za-z][A-Za-z0-9-]*(?:\s[^>]*)?\/?>/g, '')
     .replace(/\n{3,}/g, '\n\n')
     .trim();
   const plainName = displayName(name);

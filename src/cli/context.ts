@@ -2,6 +2,7 @@ import { loadConfig, type Config } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
 import { connectRedis, type RedisHandle } from '../redis/connection.js';
 import { ensureSecret } from '../secret.js';
+import { writeLine } from './output.js';
 
 /** What a CLI command gets: the frozen config, a logger, Redis. */
 export interface CliContext {
@@ -19,7 +20,7 @@ export async function withContext<T>(fn: (ctx: CliContext) => Promise<T>): Promi
   const config = ensureSecret(loaded, log);
   const redis = await connectRedis(config, log);
   try {
-    return await fn({ config, log, redis, out: (line) => process.stdout.write(`${line}\n`) });
+    return await fn({ config, log, redis, out: (line) => void writeLine(line) });
   } finally {
     await redis.close();
   }

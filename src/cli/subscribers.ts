@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { once } from 'node:events';
 import type { Command } from 'commander';
 import { appendAudit } from '../domain/audit.js';
 import {
@@ -11,6 +10,7 @@ import {
   type ImportResult,
 } from '../domain/audience.js';
 import { withContext, type CliContext } from './context.js';
+import { writeLineAsync } from './output.js';
 
 /**
  * `crier subscribers import FILE --list NAME`: prints `imported N, updated M, rejected K`
@@ -62,6 +62,7 @@ export async function runImport(
   });
   if (shown) process.stderr.write('\r\x1b[K');
   ctx.out(importSummary(result));
+  if (result.encodingNote) warn(`warning: ${file}: ${result.encodingNote}`);
   if (result.rejectsFile) warn(`warning: ${result.rejected} row(s) rejected; rejects: ${result.rejectsFile}`);
   return result;
 }
@@ -71,11 +72,6 @@ export async function runForget(ctx: Ctx, email: string): Promise<boolean> {
   const shown = email.trim().toLowerCase();
   ctx.out(found ? `forgotten ${shown}` : `not found: ${shown} (suppressed so no import can add it)`);
   return found;
-}
-
-/** Writes to stdout with backpressure, so exporting a big list does not pile up in memory. */
-async function stdoutLine(line: string): Promise<void> {
-  if (!process.stdout.write(`${line}\n`)) await once(process.stdout, 'drain');
 }
 
 export function registerSubscriberCommands(program: Command): void {
@@ -95,7 +91,7 @@ export function registerSubscriberCommands(program: Command): void {
     .description('write a list as CSV to stdout')
     .requiredOption('--list <name>', 'list to export')
     .action(async (opts: { list: string }) => {
-      await withContext((ctx) => exportList(ctx.redis.redis, ctx.redis.prefix, checkListName(opts.list), stdoutLine));
+      await withContext((ctx) => exportList(ctx.redis.redis, ctx.redis.prefix, checkListName(opts.list), writeLineAsync));
     });
 
   subs

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, openSync, type WriteStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,13 +10,14 @@ import {
   checkListName,
   emailHash,
   emailProblem,
+  execAll,
   luaScript,
   runScript,
   normaliseEmail,
   subscriberId,
   type AudienceEventHook,
 } from './audience-keys.js';
-import { csvLine, readCsvRecords, type CsvRecord } from './csv.js';
+import { describeEncoding, readCsvRecords, safeCsvLine, scanCsv, unneutraliseCell, type CsvRecord } from './csv.js';
 
 /**
  * `subscribers import`: streams a CSV into the audience in pipelined batches.
@@ -30,6 +32,8 @@ export interface ImportResult {
   /** Rows for suppressed or unsubscribed addresses: left untouched. */
   suppressed: number;
   rejectsFile?: string;
+  /** Set when some of the file was not UTF-8: which lines, and how they were read. */
+  encodingNote?: string;
 }
 
 export interface ImportOptions {
@@ -171,7 +175,7 @@ function readRow(rec: CsvRecord, cols: Map<Column, number>, width: number): Row 
   if (rec.fields.length > width && rec.fields.slice(width).some((f) => f.trim() !== '')) {
     return `${rec.fields.length} fields but the header has ${width} (an unquoted comma?)`;
   }
-  const get = (col: Column): string => rec.fields[cols.get(col) ?? 0] ?? '';
+  const get = (col: Column): string => unneutraliseCell(rec.fields[cols.get(col) ?? 0] ?? '');
   const email = normaliseEmail(get('email'));
   const problem = emailProblem(email);
   if (problem) return problem;
@@ -181,6 +185,31 @@ function readRow(rec: CsvRecord, cols: Map<Column, number>, width: number): Row 
     if (len > MAX_LEN[col]) return `${col} longer than ${MAX_LEN[col]} characters (${len})`;
   }
   return row;
+}
+
+/** A data row as read: the clean row, or the reason it is rejected. */
+interface Pending {
+  line: number;
+  raw: string;
+  row: Row | string;
+}
+
+/**
+ * Records each address's first line in this file and returns, for rows whose
+ * address came earlier (in this batch or an earlier one), that first line.
+ */
+async function firstLines(redis: Redis, seenKey: string, rows: Array<Pending & { row: Row }>): Promise<Map<Pending, string>> {
+  const out = new Map<Pending, string>();
+  if (rows.length === 0) return out;
+  const pipe = redis.pipeline();
+  for (const e of rows) pipe.hsetnx(seenKey, subscriberId(e.row.email), String(e.line));
+  pipe.expire(seenKey, 86_400);
+  const added = (await execAll(pipe)).slice(0, rows.length) as number[];
+  const dups = rows.filter((_, i) => added[i] === 0);
+  if (dups.length === 0) return out;
+  const lines = (await redis.hmget(seenKey, ...dups.map((e) => subscriberId(e.row.email)))) as Array<string | null>;
+  dups.forEach((e, i) => out.set(e, lines[i] ?? '?'));
+  return out;
 }
 
 /** The rejects file, opened at the first bad row so clean imports leave nothing behind. */
@@ -197,7 +226,7 @@ class RejectsWriter {
   async add(line: number, reason: string, raw: string): Promise<void> {
     if (!this.out) this.open();
     const text = raw.length > 10_000 ? `${raw.slice(0, 10_000)}…` : raw;
-    if (!this.out?.write(`${csvLine([String(line), reason, text])}\n`)) await once(this.out as WriteStream, 'drain');
+    if (!this.out?.write(`${safeCsvLine([String(line), reason, text])}\n`)) await once(this.out as WriteStream, 'drain');
   }
 
   private open(): void {
@@ -247,19 +276,38 @@ export async function importSubscribers(
   const batchSize = opts.batchSize ?? 500;
   const k = audienceKeys(prefix);
   const result: ImportResult = { imported: 0, updated: 0, rejected: 0, suppressed: 0 };
-  let batch: Row[] = [];
+  // The whole file is checked (binary, unclosed quote, a huge record) before anything is written.
+  const scan = await scanCsv(file);
+  const encodingNote = describeEncoding(scan);
+  if (encodingNote) result.encodingNote = encodingNote;
+  // Addresses seen in this file (id → first line), in Redis so memory stays flat however long the file.
+  const seenKey = `${prefix}:import:${stamp}:${randomBytes(4).toString('hex')}:seen`;
+  let batch: Pending[] = [];
 
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
+    const entries = batch;
+    batch = [];
+    const valid = entries.filter((e): e is Pending & { row: Row } => typeof e.row !== 'string');
+    const firstLine = await firstLines(redis, seenKey, valid);
+    const upserts: Row[] = [];
+    for (const e of entries) {
+      const first = typeof e.row === 'string' ? undefined : firstLine.get(e);
+      const reason = typeof e.row === 'string' ? e.row : first !== undefined ? `duplicate address: already on line ${first} of this file` : undefined;
+      if (reason !== undefined) {
+        result.rejected++;
+        await rejects.add(e.line, reason, e.raw);
+      } else upserts.push(e.row as Row);
+    }
+    if (upserts.length === 0) return;
     const at = now().toISOString();
     const keys = [k.subs, k.list(list), k.lists, k.suppressed, k.seq];
     const args = [list, source, at];
-    for (const r of batch) {
+    for (const r of upserts) {
       const id = subscriberId(r.email);
       keys.push(k.sub(id));
       args.push(id, emailHash(r.email), r.email, r.name, r.area, r.topics);
     }
-    batch = [];
     const codes = (await runScript(redis, UPSERT, keys, args)) as number[];
     for (const code of codes) {
       if (code === 1) result.imported++;
@@ -271,7 +319,7 @@ export async function importSubscribers(
   try {
     let cols: Map<Column, number> | undefined;
     let width = 0;
-    for await (const rec of readCsvRecords(file)) {
+    for await (const rec of readCsvRecords(file, scan)) {
       const blank = rec.fields.length === 1 && (rec.fields[0] ?? '').trim() === '';
       if (blank) continue;
       if (!cols) {
@@ -279,13 +327,7 @@ export async function importSubscribers(
         width = rec.fields.length;
         continue;
       }
-      const row = readRow(rec, cols, width);
-      if (typeof row === 'string') {
-        result.rejected++;
-        await rejects.add(rec.line, row, rec.raw);
-        continue;
-      }
-      batch.push(row);
+      batch.push({ line: rec.line, raw: rec.raw, row: readRow(rec, cols, width) });
       if (batch.length >= batchSize) {
         await flush();
         opts.onProgress?.(result, rec.line);
@@ -295,6 +337,7 @@ export async function importSubscribers(
     await flush();
   } finally {
     await rejects.close();
+    await redis.del(seenKey);
   }
   if (rejects.file) result.rejectsFile = rejects.file;
   await opts.onEvent?.('subscriber.import', {

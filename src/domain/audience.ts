@@ -11,7 +11,7 @@ import {
   subscriberId,
   type AudienceEventHook,
 } from './audience-keys.js';
-import { csvLine } from './csv.js';
+import { safeCsvLine } from './csv.js';
 
 /**
  * The audience: subscribers (one hash each), lists (zsets of ids in insertion
@@ -263,7 +263,7 @@ export async function exportList(
   if ((await redis.sismember(k.lists, list)) !== 1) {
     throw new UserError(`no list named "${list}"`, 'CRIER_ERR_NOT_FOUND', { field: 'list' });
   }
-  await write(csvLine(EXPORT_HEADER));
+  await write(safeCsvLine(EXPORT_HEADER));
   let count = 0;
   let after = '-inf';
   const page = 1000;
@@ -276,7 +276,7 @@ export async function exportList(
     const rows = (await execAll(pipe)) as Array<Array<string | null>>;
     for (const row of rows) {
       if (!row[0]) continue;
-      await write(csvLine(row.map((v) => v ?? '')));
+      await write(safeCsvLine(row.map((v) => v ?? '')));
       count++;
     }
     if (raw.length < page * 2) break;

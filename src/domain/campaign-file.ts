@@ -10,6 +10,11 @@ import { isValidZone, parseLocalTime } from '../time.js';
 /** A campaign file (YAML) → a validated campaign draft. Every error names the file, line and field. */
 
 export const KINDS = ['newsletter', 'community', 'social', 'press'] as const;
+
+/** A body larger than this is refused at create: it is no email anyone reads, and the Markdown renderer overflows its stack past ~8 MB. */
+export const MAX_BODY_BYTES = 1_048_576;
+/** Alias expansions allowed in a campaign file (yaml's default): enough for reuse, too few for a "billion laughs" bomb. */
+const MAX_ALIASES = 100;
 export type CampaignKind = (typeof KINDS)[number];
 
 export interface CampaignDraft {
@@ -23,7 +28,13 @@ export interface CampaignDraft {
 
 const fileSchema = z
   .object({
-    title: z.string().trim().min(1, 'a title is required').max(200),
+    title: z
+      .string()
+      .trim()
+      .min(1, 'a title is required')
+      .max(200)
+      // eslint-disable-next-line no-control-regex
+      .refine((t) => !/[\u0000-\u001f\u007f\u2028\u2029]/.test(t), 'the title must be one line (it holds a line break or control character)'),
     kind: z.enum(KINDS, { message: `kind must be one of ${KINDS.join(', ')}` }),
     send_at: z.union([z.string(), z.date()], { message: 'send_at is required ("YYYY-MM-DD HH:mm", local time)' }),
     timezone: z.string().optional(),
@@ -95,29 +106,47 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
     if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined')) return `required (${issue.expected})`;
     return issue.message;
   };
-  const parsed = fileSchema.safeParse(doc.toJS());
-  if (!parsed.success) {
-    throw UserError.all(parsed.error.issues.map((issue) => problem(issuePath(issue), issueMessage(issue))));
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIASES });
+  } catch (err) {
+    // yaml refuses "billion laughs" alias expansion; anything else is ours to see.
+    if (!(err instanceof ReferenceError)) throw err;
+    throw new UserError(`too many YAML aliases (*name): more than ${MAX_ALIASES} expansions; write the values out`, 'CRIER_ERR_INPUT', { file, line: 1 });
   }
-  const f = parsed.data;
-  const timezone = f.timezone ?? config.timezone;
-  if (!isValidZone(timezone)) fail(['timezone'], `unknown time zone "${timezone}" (use an IANA name such as Europe/London)`);
+  // A mistake at the top (a bad kind, an unknown key) does not hide the others: what is usable is checked too.
+  const parsed = fileSchema.safeParse(raw);
+  const refused: (string | number)[][] = parsed.success ? [] : parsed.error.issues.map(issuePath);
+  if (!parsed.success) problems.push(...parsed.error.issues.map((issue) => problem(issuePath(issue), issueMessage(issue))));
+  const usable = (...fieldPath: string[]): boolean => !refused.some((p) => p.length <= fieldPath.length && p.every((k, i) => String(k) === fieldPath[i]));
+  const f = (parsed.success ? parsed.data : raw) as z.infer<typeof fileSchema>;
+  let timezone = usable('timezone') && f.timezone !== undefined ? f.timezone : config.timezone;
+  if (!isValidZone(timezone)) {
+    problems.push(problem(['timezone'], `unknown time zone "${timezone}" (use an IANA name such as Europe/London)`));
+    timezone = config.timezone;
+  }
   const where = (field: string[]) => ({ file, line: lineOf(doc, counter, field), field: field.join('.') });
   let sendAt = new Date(NaN);
-  check(() => {
-    sendAt = parseLocalTime(f.send_at, timezone, where(['send_at']));
-    if (sendAt.getTime() < opts.now.getTime() - 1000) fail(['send_at'], `${String(f.send_at)} is in the past`);
-  });
+  if (usable('send_at') && usable('timezone')) {
+    check(() => {
+      sendAt = parseLocalTime(f.send_at, timezone, where(['send_at']));
+      if (sendAt.getTime() < opts.now.getTime() - 1000) fail(['send_at'], `${String(f.send_at)} is in the past`);
+    });
+  }
 
-  const names = Object.keys(f.channels);
-  if (names.length === 0) problems.push(problem(['channels'], 'at least one channel is required'));
+  const names = usable('channels') ? Object.keys(f.channels).filter((name) => usable('channels', name)) : [];
+  if (usable('channels') && Object.keys(f.channels).length === 0) problems.push(problem(['channels'], 'at least one channel is required'));
   const channels: Record<string, Record<string, unknown>> = {};
   for (const name of names) {
     check(() => {
       const def = channelDefinition(name);
       if (!def) return fail(['channels', name], `unknown channel "${name}" (known: ${channelNames().join(', ')})`);
       const content = { ...f.channels[name] };
+      const bodyField = content.body_file !== undefined ? 'body_file' : 'body';
       inlineBodyFile(content, file, (msg) => fail(['channels', name, 'body_file'], msg));
+      if (typeof content.body === 'string' && Buffer.byteLength(content.body) > MAX_BODY_BYTES) {
+        fail(['channels', name, bodyField], `the body is ${megabytes(Buffer.byteLength(content.body))}; the most a campaign body may be is 1 MB`);
+      }
       resolveImages(content, file, (i, msg) => fail(['channels', name, 'images', i, 'file'], msg));
       const result = def.contentSchema.safeParse(content);
       if (!result.success) {
@@ -132,8 +161,21 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
       channels[name] = value;
     });
   }
-  if (problems.length > 0) throw UserError.all(problems);
+  if (problems.length > 0) throw UserError.all(byLine(problems));
   return { title: f.title, kind: f.kind, sendAt, timezone, essential: f.essential, channels };
+}
+
+/** Mistakes in file order (stable: several on one line keep their order); any without a line last. */
+function byLine(problems: UserError[]): UserError[] {
+  return problems
+    .flatMap((e) => [e, ...e.more])
+    .map((e, i) => ({ e, i, line: e.where.line ?? Number.MAX_SAFE_INTEGER }))
+    .sort((a, b) => a.line - b.line || a.i - b.i)
+    .map(({ e }) => (e.more.length ? new UserError(e.plain, e.code, e.where) : e));
+}
+
+function megabytes(bytes: number): string {
+  return `${(bytes / 1_048_576).toFixed(1)} MB`;
 }
 
 /** `body_file` is read once at create time, relative to the campaign file, so later edits do not change a queued campaign. */
@@ -142,10 +184,19 @@ function inlineBodyFile(content: Record<string, unknown>, file: string, fail: (m
   if (bodyFile === undefined) return;
   if (typeof bodyFile !== 'string') fail('body_file must be a path');
   const full = path.resolve(path.dirname(file), bodyFile as string);
+  let bytes = Buffer.alloc(0);
   try {
-    content.body = readFileSync(full, 'utf8');
+    bytes = readFileSync(full);
   } catch {
     fail(`cannot read ${full}`);
+  }
+  if (bytes.length > MAX_BODY_BYTES) fail(`${full} is ${megabytes(bytes.length)}; the most a campaign body may be is 1 MB`);
+  const nul = bytes.indexOf(0);
+  if (nul !== -1) fail(`${full} is not a text file (a NUL byte at offset ${nul}): give a Markdown or plain-text file`);
+  try {
+    content.body = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    fail(`${full} is not UTF-8 text: save it as UTF-8`);
   }
   delete content.body_file;
 }
