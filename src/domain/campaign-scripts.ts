@@ -84,12 +84,27 @@ return {'refused:' .. s, 0}
 export const APPROVE = `
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return {'missing', 0} end
-if s == 'awaiting_approval' or (s == 'held' and redis.call('HGET', KEYS[1], 'essential') == '1') then
+if s == 'awaiting_approval' then
   redis.call('HSET', KEYS[1], 'status', 'scheduled', 'approved_by', ARGV[1], 'reason', '', 'updated_at', ARGV[2])
   local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
   return {'scheduled', v}
 end
 return {'refused:' .. s, 0}
+`;
+
+/**
+ * An approver releases an essential campaign held by the pre-election period.
+ * The release names the windows it was given for, so it never carries over to
+ * another window. ARGV: approver, windows (',' joined), now ISO. → {status, version}
+ */
+export const RELEASE = `
+local s = redis.call('HGET', KEYS[1], 'status')
+if not s then return {'missing', 0} end
+if s ~= 'held' then return {'refused:' .. s, 0} end
+if redis.call('HGET', KEYS[1], 'essential') ~= '1' then return {'refused:not-essential', 0} end
+redis.call('HSET', KEYS[1], 'status', 'scheduled', 'released_by', ARGV[1], 'released_for', ARGV[2], 'released_at', ARGV[3], 'reason', '', 'updated_at', ARGV[3])
+local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+return {'scheduled', v}
 `;
 
 /**

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { UserError } from '../errors.js';
 import { runScript } from '../redis/scripts.js';
 import type { CampaignDraft, CampaignKind } from './campaign-file.js';
-import { APPROVE, BEGIN, CANCEL, RESCHEDULE, RETRY_FAILED } from './campaign-scripts.js';
+import { APPROVE, BEGIN, CANCEL, RELEASE, RESCHEDULE, RETRY_FAILED } from './campaign-scripts.js';
 
 export const STATUSES = ['draft', 'awaiting_approval', 'scheduled', 'held', 'sending', 'sent', 'partially_failed', 'failed', 'cancelled'] as const;
 export type CampaignStatus = (typeof STATUSES)[number];
@@ -18,6 +18,9 @@ export interface Campaign {
   essential: boolean;
   author: string;
   approvedBy?: string;
+  /** Who released it during a pre-election window, and the windows released for (see workers/plan.ts). */
+  releasedBy?: string;
+  releasedFor?: string[];
   reason?: string;
   version: number;
   createdAt: Date;
@@ -88,6 +91,8 @@ function fromHash(h: Record<string, string>): Campaign {
     essential: h.essential === '1',
     author: h.author!,
     approvedBy: h.approved_by || undefined,
+    releasedBy: h.released_by || undefined,
+    releasedFor: h.released_for ? h.released_for.split(',') : undefined,
     reason: h.reason || undefined,
     version: Number(h.version),
     createdAt: new Date(h.created_at!),
@@ -170,9 +175,23 @@ export async function approveCampaign(redis: Redis, prefix: string, id: string, 
   if (status === 'missing') throw new UserError(`no campaign with id "${id}"`, 'CRIER_ERR_NOT_FOUND');
   if (status.startsWith('refused:')) {
     const s = status.slice(8);
-    const why = s === 'held' ? 'it is held by the pre-election period and not marked essential: true' : `it is ${s}`;
+    const why =
+      s === 'held'
+        ? 'it is held by the pre-election period; an essential campaign is released with `crier campaign release ID`, any other is rescheduled after the window'
+        : `it is ${s}`;
     throw new UserError(`campaign ${id} cannot be approved: ${why}`, 'CRIER_ERR_STATE');
   }
+  return { status: status as CampaignStatus, version };
+}
+
+/** An approver releases an essential campaign held by the pre-election period, for the windows named. */
+export async function releaseCampaign(redis: Redis, prefix: string, id: string, approver: string, windows: string[], now: Date): Promise<{ status: CampaignStatus; version: number }> {
+  const [status, version] = await runScript<[string, number]>(redis, RELEASE, [campaignKeys(prefix, id).hash], [approver, windows.join(','), now.toISOString()]);
+  if (status === 'missing') throw new UserError(`no campaign with id "${id}"`, 'CRIER_ERR_NOT_FOUND');
+  if (status === 'refused:not-essential') {
+    throw new UserError(`campaign ${id} is not marked essential: true; only an essential campaign can be released during the pre-election period (reschedule it after the window)`, 'CRIER_ERR_STATE');
+  }
+  if (status.startsWith('refused:')) throw new UserError(`campaign ${id} is ${status.slice(8)}; only a campaign held by the pre-election period can be released`, 'CRIER_ERR_STATE');
   return { status: status as CampaignStatus, version };
 }
 
