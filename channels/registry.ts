@@ -3,8 +3,10 @@ import type { Config } from '../src/config.js';
 import type { AudienceSelector, ChannelAdapter } from './adapter.js';
 import { contentSchema as communitySchema, createCommunityAdapter, DEFAULT_LIST as COMMUNITY_LIST } from './community/index.js';
 import { contentSchema as emailSchema, createEmailAdapter } from './email/index.js';
+import { mastodonImageMaxBytes, xImageMaxBytes } from './images.js';
 import { contentSchema as mastodonSchema, createMastodonAdapter } from './mastodon/index.js';
 import { createPressEmailAdapter, DEFAULT_MEDIA_LIST, pressEmailContentSchema } from './press/email.js';
+import type { ImageType } from './twitter/content.js';
 import { contentSchema as twitterSchema, createTwitterAdapter } from './twitter/index.js';
 import { contentSchema as webhookSchema, createWebhookAdapter } from './webhook/index.js';
 
@@ -17,6 +19,8 @@ export interface ChannelDefinition {
   contentSchema: z.ZodType;
   /** Fields holding local times ("YYYY-MM-DD HH:mm"): stored as `<field>_iso` instants too. */
   localTimes?: string[];
+  /** Largest image the network takes, by type: images are checked against it when the campaign is created. */
+  imageMaxBytes?(type: ImageType): number;
   /** Audience channels get one delivery per subscriber the selector picks. */
   audience?(content: Record<string, unknown>): AudienceSelector;
   create(config: Config): ChannelAdapter;
@@ -44,8 +48,8 @@ const definitions: ChannelDefinition[] = [
     audience: (c) => ({ list: typeof c.list === 'string' ? c.list : DEFAULT_MEDIA_LIST }),
     create: createPressEmailAdapter,
   },
-  { name: 'twitter', contentSchema: twitterSchema, create: (config) => createTwitterAdapter(config) },
-  { name: 'mastodon', contentSchema: mastodonSchema, create: (config) => createMastodonAdapter(config) },
+  { name: 'twitter', contentSchema: twitterSchema, imageMaxBytes: xImageMaxBytes, create: (config) => createTwitterAdapter(config) },
+  { name: 'mastodon', contentSchema: mastodonSchema, imageMaxBytes: mastodonImageMaxBytes, create: (config) => createMastodonAdapter(config) },
   { name: 'webhook', contentSchema: webhookSchema, create: createWebhookAdapter },
 ];
 

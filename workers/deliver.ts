@@ -5,7 +5,7 @@ import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { audienceKeys, emailHash, getRecipients } from '../src/domain/audience.js';
 import { MARK, MAY_SEND } from '../src/domain/campaign-scripts.js';
-import { campaignKeys, findCampaign, type Campaign } from '../src/domain/campaigns.js';
+import { campaignKeys, campaignMedia, findCampaign, type Campaign } from '../src/domain/campaigns.js';
 import { appendAudit } from '../src/domain/audit.js';
 import { redisProgress } from '../src/domain/progress.js';
 import { runScript } from '../src/redis/scripts.js';
@@ -75,6 +75,7 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
   if (todo.length === 0) return;
   const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
   const content = c.channels[channel] ?? {};
+  const media = await campaignMedia(redis, prefix, campaignId, content);
   // The batch's names and addresses in one round trip. Just before each send the
   // subscription and the campaign's status are read again (MAY_SEND); after the
   // first recipient that read rides on the previous recipient's MARK, so each
@@ -109,7 +110,7 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
       }
       recipient = r;
     } else if (i > 0 && (await redis.hget(k.hash, 'status')) !== 'sending') return;
-    const delivery: Delivery = { campaignId, campaignTitle: c.title, kind: c.kind, channel, content, recipient, key: `${campaignId}:${channel}:${id}` };
+    const delivery: Delivery = { campaignId, campaignTitle: c.title, kind: c.kind, channel, content, recipient, key: `${campaignId}:${channel}:${id}`, media };
     try {
       let networkId = '';
       if (special) await special(c, deps);

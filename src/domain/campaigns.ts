@@ -44,6 +44,8 @@ export function campaignKeys(prefix: string, id: string) {
     batches: `${base}:batches`,
     done: (channel: string) => `${base}:done:${channel}`,
     failures: `${base}:failures`,
+    /** sha256 → image bytes, stored at create time (channels/images.ts). */
+    media: `${base}:media`,
     /** `<channel>:<recipient>` → the network's id for what was sent (post id, message id). */
     sent: `${base}:sent`,
     index: `${prefix}:campaigns`,
@@ -58,8 +60,9 @@ export async function saveNewCampaign(redis: Redis, prefix: string, draft: Campa
   const id = newCampaignId();
   const k = campaignKeys(prefix, id);
   const c: Campaign = { id, title: draft.title, kind: draft.kind, status, sendAt: draft.sendAt, timezone: draft.timezone, essential: draft.essential, author, version: 1, createdAt: now, channels: draft.channels };
-  await redis
-    .multi()
+  const tx = redis.multi();
+  if (draft.media && draft.media.size > 0) tx.hset(k.media, Object.fromEntries(draft.media));
+  await tx
     .hset(k.hash, {
       id,
       title: c.title,
@@ -193,6 +196,20 @@ export async function releaseCampaign(redis: Redis, prefix: string, id: string, 
   }
   if (status.startsWith('refused:')) throw new UserError(`campaign ${id} is ${status.slice(8)}; only a campaign held by the pre-election period can be released`, 'CRIER_ERR_STATE');
   return { status: status as CampaignStatus, version };
+}
+
+/** The stored bytes of the images a channel's content names (by sha256). */
+export async function campaignMedia(redis: Redis, prefix: string, id: string, content: Record<string, unknown>): Promise<Map<string, Buffer> | undefined> {
+  const images = Array.isArray(content.images) ? content.images : [];
+  const shas = images.map((i: unknown) => (i && typeof i === 'object' ? (i as { sha256?: unknown }).sha256 : undefined)).filter((x): x is string => typeof x === 'string');
+  if (shas.length === 0) return undefined;
+  const found = await redis.hmgetBuffer(campaignKeys(prefix, id).media, ...shas);
+  const out = new Map<string, Buffer>();
+  shas.forEach((sha, i) => {
+    const b = found[i];
+    if (b) out.set(sha, b);
+  });
+  return out;
 }
 
 /** The network ids of what a campaign sent, by `<channel>:<recipient>` (recipient '-' for posts). */
