@@ -5,7 +5,7 @@ import type { AudienceSelector } from '../channels/adapter.js';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { appendAudit } from '../src/domain/audit.js';
-import { audienceFilter, audienceKeys } from '../src/domain/audience.js';
+import { audienceFilter, audienceKeys, listOptOutField } from '../src/domain/audience.js';
 import { ADD_BATCH, PLANNED } from '../src/domain/campaign-scripts.js';
 import { beginSending, campaignKeys, findCampaign, type Campaign } from '../src/domain/campaigns.js';
 import { channelStartsAt } from '../src/domain/embargo.js';
@@ -109,11 +109,11 @@ export async function* audienceBatches(redis: Redis, prefix: string, selector: A
     cursor = (batch + 1) * size;
     const members = await redis.zrangebyscore(key, batch * size + 1, cursor);
     const pipe = redis.pipeline();
-    for (const id of members) pipe.hmget(k.sub(id), 'status', 'area', 'topics');
+    for (const id of members) pipe.hmget(k.sub(id), 'status', 'area', 'topics', selector.list ? listOptOutField(selector.list) : 'status');
     const rows = ((await pipe.exec()) ?? []).map(([, r]) => r as (string | null)[]);
     const ids = members.filter((_, i) => {
-      const [status, area, tops] = rows[i] ?? [];
-      return status === 'subscribed' && (!matches || matches(area ?? '', tops ?? ''));
+      const [status, area, tops, optOut] = rows[i] ?? [];
+      return status === 'subscribed' && !(selector.list && optOut) && (!matches || matches(area ?? '', tops ?? ''));
     });
     if (ids.length > 0) yield { batch, ids };
   }

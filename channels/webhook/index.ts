@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { Config } from '../../src/config.js';
+import { deriveKey } from '../../src/keys.js';
 import {
   NeedsReauthError,
   PermanentError,
@@ -46,6 +47,11 @@ export interface WebhookBody {
 /** Used when a 429 carries no usable Retry-After. */
 const DEFAULT_RETRY_AFTER_MS = 60_000;
 const SNIPPET_LENGTH = 200;
+
+/** The signing key when webhook.secret is not set: hex of HKDF(secret, 'webhook'); give it to receivers. */
+export function webhookKey(secret: string): string {
+  return deriveKey(secret, 'webhook').toString('hex');
+}
 
 export function signWebhook(secret: string, timestamp: string | number, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
@@ -109,7 +115,8 @@ function parseContent(delivery: Delivery): WebhookContent {
 }
 
 export function createWebhookAdapter(config: Config): ChannelAdapter {
-  const secret = config.webhook.secret ?? config.secret;
+  // A configured webhook.secret wins; otherwise the 'webhook' key derived from the secret (never the secret itself).
+  const secret = config.webhook.secret ?? (config.secret ? webhookKey(config.secret) : '');
   const timeoutMs = config.webhook.timeout_ms;
 
   function buildRequest(delivery: Delivery, content: WebhookContent, now: Date) {
