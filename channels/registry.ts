@@ -8,7 +8,7 @@ import { contentSchema as mastodonSchema, createMastodonAdapter } from './mastod
 import { createPressEmailAdapter, DEFAULT_MEDIA_LIST, pressEmailContentSchema } from './press/email.js';
 import type { ImageType } from './twitter/content.js';
 import { contentSchema as twitterSchema, createTwitterAdapter } from './twitter/index.js';
-import { contentSchema as webhookSchema, createWebhookAdapter } from './webhook/index.js';
+import { contentSchema as webhookSchema, createWebhookAdapter, sealContent as sealWebhookContent } from './webhook/index.js';
 
 /**
  * Every channel Crier knows: how to validate its part of a campaign file,
@@ -21,6 +21,8 @@ export interface ChannelDefinition {
   localTimes?: string[];
   /** Largest image the network takes, by type: images are checked against it when the campaign is created. */
   imageMaxBytes?(type: ImageType): number;
+  /** At create time, seals content fields that are credentials before the campaign is stored. */
+  seal?(content: Record<string, unknown>, secret: string): void;
   /** Audience channels get one delivery per subscriber the selector picks. */
   audience?(content: Record<string, unknown>): AudienceSelector;
   create(config: Config): ChannelAdapter;
@@ -50,7 +52,7 @@ const definitions: ChannelDefinition[] = [
   },
   { name: 'twitter', contentSchema: twitterSchema, imageMaxBytes: xImageMaxBytes, create: (config) => createTwitterAdapter(config) },
   { name: 'mastodon', contentSchema: mastodonSchema, imageMaxBytes: mastodonImageMaxBytes, create: (config) => createMastodonAdapter(config) },
-  { name: 'webhook', contentSchema: webhookSchema, create: createWebhookAdapter },
+  { name: 'webhook', contentSchema: webhookSchema, seal: sealWebhookContent, create: createWebhookAdapter },
 ];
 
 const byName = new Map(definitions.map((d) => [d.name, d]));

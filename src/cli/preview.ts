@@ -41,6 +41,7 @@ export function registerPreviewCommand(campaign: Command): void {
           const def = channelDefinition(channel)!;
           const content = { ...raw };
           delete content.url; // a webhook url in the campaign would make a real POST
+          delete content.url_sealed;
           let recipient: Recipient | undefined;
           if (def.audience) {
             recipient = SAMPLE;

@@ -135,6 +135,7 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
           value[`${field}_iso`] = parseLocalTime(value[field], timezone, where(['channels', name, field])).toISOString();
         }
       }
+      def.seal?.(value, config.secret);
       channels[name] = value;
     });
   }

@@ -3,11 +3,13 @@ import { pressRoutes } from '../../channels/press/routes.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { RedisHandle } from '../redis/connection.js';
+import { requestForLog } from './request-log.js';
 import { unsubscribeRoutes } from './unsubscribe.js';
 
 /** The HTTP server: health, and the public endpoints (unsubscribe, press feeds). */
 export async function buildServer(config: Config, handle: RedisHandle, log: Logger, now: () => Date = () => new Date()) {
-  const app = Fastify({ loggerInstance: log.child({ part: 'http' }) });
+  // Request logs never show an unsubscribe token (/u/<token> → /u/…).
+  const app = Fastify({ loggerInstance: log.child({ part: 'http' }, { serializers: { req: requestForLog } }) });
   app.get('/healthz', async (_req, reply) => {
     try {
       await handle.redis.ping();
