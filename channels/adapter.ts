@@ -36,6 +36,8 @@ export interface Delivery {
   recipient?: Recipient;
   /** Stable per delivery: adapters pass it on as an idempotency key where the network supports one. */
   key: string;
+  /** Image bytes stored with the campaign, by sha256 (see channels/images.ts). */
+  media?: ReadonlyMap<string, Buffer>;
 }
 
 export interface SendContext {

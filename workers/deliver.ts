@@ -3,9 +3,10 @@ import type { Redis } from 'ioredis';
 import { ChannelError, LoginFailedError, RateLimitedError, TransientError, type ChannelAdapter, type Delivery, type Recipient } from '../channels/adapter.js';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
-import { audienceKeys, emailHash, getRecipients } from '../src/domain/audience.js';
+import { channelDefinition } from '../channels/registry.js';
+import { audienceKeys, emailHash, getRecipients, listOptOutField } from '../src/domain/audience.js';
 import { MARK, MAY_SEND } from '../src/domain/campaign-scripts.js';
-import { campaignKeys, findCampaign, type Campaign } from '../src/domain/campaigns.js';
+import { campaignKeys, campaignMedia, findCampaign, type Campaign } from '../src/domain/campaigns.js';
 import { appendAudit } from '../src/domain/audit.js';
 import { redisProgress } from '../src/domain/progress.js';
 import { runScript } from '../src/redis/scripts.js';
@@ -43,6 +44,8 @@ export class PausedForRateLimit extends Error {}
 interface NextCheck {
   id: string;
   emailHash: string;
+  /** The subscriber-hash field of an unsubscribe from the channel's list ('' = none). */
+  optOut: string;
 }
 
 /**
@@ -56,7 +59,7 @@ export async function markOutcome(redis: Redis, prefix: string, c: Campaign, cha
   if (next) {
     const ak = audienceKeys(prefix);
     keys.push(ak.sub(next.id), ak.suppressed);
-    args.push(next.emailHash);
+    args.push(next.emailHash, next.optOut);
   }
   const [finished, verdict] = await runScript<[string, string]>(redis, MARK, keys, args);
   if (finished) await appendAudit(redis, prefix, { actor: 'worker', action: 'campaign.send', subject: c.id, detail: { status: finished } });
@@ -84,6 +87,7 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
   const settings = deps.config.channelSettings(channel);
   let deferred = 0; // the most tries any recipient deferred in this pass has used
   const content = c.channels[channel] ?? {};
+  const media = await campaignMedia(redis, prefix, campaignId, content);
   // The batch's names and addresses in one round trip. Just before each send the
   // subscription and the campaign's status are read again (MAY_SEND); after the
   // first recipient that read rides on the previous recipient's MARK, so each
@@ -92,10 +96,13 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
   const details = new Map<string, Recipient | null>();
   (await getRecipients(redis, prefix, audience)).forEach((r, i) => details.set(audience[i]!, r));
   const ak = audienceKeys(prefix);
+  // Unsubscribing from this channel's list (the link in its messages) stops it at once too.
+  const list = channelDefinition(channel)?.audience?.(content).list;
+  const optOut = list ? listOptOutField(list) : '';
   const checkFor = (i: number): NextCheck | undefined => {
     const id = todo[i];
     const r = id === undefined ? null : details.get(id);
-    return id !== undefined && r ? { id, emailHash: emailHash(r.email) } : undefined;
+    return id !== undefined && r ? { id, emailHash: emailHash(r.email), optOut } : undefined;
   };
   let prefetched = ''; // todo[i]'s verdict, fetched by the previous MARK ('' = not fetched)
   const mark = async (i: number, outcome: Outcome, reason: string, networkId = '') => {
@@ -116,7 +123,7 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
     if (!special && id !== '-') {
       const r = details.get(id) ?? null;
       let verdict = 'skip';
-      if (r) verdict = ahead || (await runScript<string>(redis, MAY_SEND, [k.hash, ak.sub(id), ak.suppressed], [emailHash(r.email)]));
+      if (r) verdict = ahead || (await runScript<string>(redis, MAY_SEND, [k.hash, ak.sub(id), ak.suppressed], [emailHash(r.email), optOut]));
       if (verdict === 'stop') return;
       if (verdict === 'skip' || !r) {
         await mark(i, 'skipped', 'unsubscribed');
@@ -124,7 +131,7 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
       }
       recipient = r;
     } else if (i > 0 && (await redis.hget(k.hash, 'status')) !== 'sending') return;
-    const delivery: Delivery = { campaignId, campaignTitle: c.title, kind: c.kind, channel, content, recipient, key: `${campaignId}:${channel}:${id}` };
+    const delivery: Delivery = { campaignId, campaignTitle: c.title, kind: c.kind, channel, content, recipient, key: `${campaignId}:${channel}:${id}`, media };
     try {
       let networkId = '';
       if (special) await special(c, deps);

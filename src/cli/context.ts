@@ -17,9 +17,9 @@ export interface CliContext {
 export async function withContext<T>(fn: (ctx: CliContext) => Promise<T>): Promise<T> {
   const loaded = loadConfig();
   const log = createLogger(loaded.logLevel === 'info' ? 'warn' : loaded.logLevel);
-  const config = ensureSecret(loaded, log);
-  const redis = await connectRedis(config, log);
+  const redis = await connectRedis(loaded, log);
   try {
+    const config = await ensureSecret(loaded, redis, log);
     return await fn({ config, log, redis, out: (line) => void writeLine(line) });
   } finally {
     await redis.close();
