@@ -1,0 +1,98 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { UserError } from './errors.js';
+
+/**
+ * Who publishes: the organisation's name, postal address, website, logo and
+ * press contact, shown as the masthead and footer of every email and public
+ * page. The `organisation` config key is either just the name (the older form)
+ * or a mapping with the details.
+ */
+
+const text = (max: number) => z.string().trim().min(1).max(max);
+const webUrl = z.string().url().refine((u) => /^https?:\/\//i.test(u), 'expected an http(s) URL');
+
+const details = z
+  .object({
+    name: text(200),
+    /** One line, or several separated by newlines or commas as it should appear on a letter. */
+    address: text(500).optional(),
+    website: webUrl.optional(),
+    /** An image file (PNG, JPEG, GIF, WebP; relative to the config file) served at /organisation/logo, or an http(s) URL. */
+    logo: text(1000).optional(),
+    press_contact: z
+      .object({ name: text(200).optional(), email: z.string().email().optional(), phone: text(50).optional() })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const organisationSchema = z.union([text(200).transform((name) => ({ name })), details]).optional();
+
+export type OrganisationInput = z.infer<typeof organisationSchema>;
+
+export interface PressContact {
+  name?: string;
+  email?: string;
+  phone?: string;
+}
+
+export interface Organisation {
+  name: string;
+  /** Address lines, in order. */
+  address: string[];
+  website?: string;
+  /** An image file on this machine (served at /organisation/logo), or undefined. */
+  logoFile?: string;
+  /** An http(s) URL of the logo given in the config. */
+  logoUrl?: string;
+  pressContact?: PressContact;
+}
+
+/** What is shown when no organisation is configured. */
+export const DEFAULT_ORGANISATION_NAME = 'Press releases';
+
+export const LOGO_PATH = '/organisation/logo';
+
+export const LOGO_TYPES: Record<string, string> = {
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.gif': 'image/gif',
+  '.webp': 'image/webp',
+};
+
+/** The organisation as the rest of Crier reads it; `configFile` anchors a relative logo path. */
+export function resolveOrganisation(input: OrganisationInput, configFile: string | undefined, cwd: string): Organisation | undefined {
+  if (!input) return undefined;
+  const full: z.infer<typeof details> = input;
+  const address = (full.address ?? '')
+    .split(/\n|,/)
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const logo = full.logo;
+  const isUrl = logo !== undefined && /^https?:\/\//i.test(logo);
+  const base = configFile ? path.dirname(configFile) : cwd;
+  if (logo && !isUrl) {
+    const file = path.resolve(base, logo);
+    const where = { file: configFile, field: 'organisation.logo' };
+    if (!LOGO_TYPES[path.extname(file).toLowerCase()]) throw new UserError(`the logo must be a PNG, JPEG, GIF or WebP file (or an http(s) URL), got ${logo}`, 'CRIER_ERR_CONFIG', where);
+    if (!existsSync(file)) throw new UserError(`logo file not found: ${file}`, 'CRIER_ERR_CONFIG', where);
+  }
+  return {
+    name: full.name,
+    address,
+    ...(full.website ? { website: full.website } : {}),
+    ...(logo && isUrl ? { logoUrl: logo } : {}),
+    ...(logo && !isUrl ? { logoFile: path.resolve(base, logo) } : {}),
+    ...(full.press_contact && Object.keys(full.press_contact).length > 0 ? { pressContact: full.press_contact } : {}),
+  };
+}
+
+/** The logo's address for emails and pages (absolute, since emails need that), or undefined. */
+export function logoHref(org: Organisation | undefined, publicUrl: string): string | undefined {
+  if (!org) return undefined;
+  if (org.logoUrl) return org.logoUrl;
+  return org.logoFile ? `${publicUrl}${LOGO_PATH}` : undefined;
+}
