@@ -96,3 +96,11 @@ export function logoHref(org: Organisation | undefined, publicUrl: string): stri
   if (org.logoUrl) return org.logoUrl;
   return org.logoFile ? `${publicUrl}${LOGO_PATH}` : undefined;
 }
+
+/** The masthead's and footer's colour on emails and pages (white text on it passes WCAG AAA). */
+export const BRAND_COLOUR = '#1d3557';
+
+/** "www.example.org" for https://www.example.org/ */
+export function websiteLabel(url: string): string {
+  return url.replace(/^https?:\/\//i, '').replace(/\/+$/, '');
+}

@@ -3,9 +3,10 @@ import { pressRoutes } from '../../channels/press/routes.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { RedisHandle } from '../redis/connection.js';
+import { organisationRoutes } from './organisation-routes.js';
 import { unsubscribeRoutes } from './unsubscribe.js';
 
-/** The HTTP server: health, and the public endpoints (unsubscribe, press feeds). */
+/** The HTTP server: health, and the public endpoints (unsubscribe, the press room and feeds, the organisation's logo). */
 export async function buildServer(config: Config, handle: RedisHandle, log: Logger, now: () => Date = () => new Date()) {
   const app = Fastify({ loggerInstance: log.child({ part: 'http' }) });
   app.get('/healthz', async (_req, reply) => {
@@ -16,7 +17,8 @@ export async function buildServer(config: Config, handle: RedisHandle, log: Logg
       return reply.code(503).send({ ok: false, redis: 'unreachable' });
     }
   });
-  await app.register(unsubscribeRoutes({ redis: handle.redis, prefix: handle.prefix, secret: config.secret }));
-  await app.register(pressRoutes({ redis: handle.redis, prefix: handle.prefix, publicUrl: config.publicUrl, timezone: config.timezone, siteTitle: config.organisation, now }));
+  await app.register(unsubscribeRoutes({ redis: handle.redis, prefix: handle.prefix, secret: config.secret, site: { org: config.org, publicUrl: config.publicUrl } }));
+  await app.register(pressRoutes({ redis: handle.redis, prefix: handle.prefix, publicUrl: config.publicUrl, timezone: config.timezone, siteTitle: config.organisation, org: config.org, root: true, now }));
+  await app.register(organisationRoutes(config.org));
   return app;
 }

@@ -3,14 +3,16 @@ import type { Redis } from 'ioredis';
 import { appendAudit } from '../domain/audit.js';
 import { unsubscribe } from '../domain/audience.js';
 import { verifyUnsubscribeToken } from '../domain/unsubscribe-token.js';
-import { escapeHtml, page } from './html.js';
+import type { Organisation } from '../organisation.js';
+import { escapeHtml, page as basePage } from './html.js';
 
 /**
  * Public unsubscribe endpoints. GET shows a confirmation page with a button
  * (mail scanners follow links, so GET never unsubscribes); POST unsubscribes at
  * once — RFC 8058 one-click from the mail client, or the page's button.
  */
-export function unsubscribeRoutes(deps: { redis: Redis; prefix: string; secret: string }): FastifyPluginAsync {
+export function unsubscribeRoutes(deps: { redis: Redis; prefix: string; secret: string; site?: { org?: Organisation; publicUrl: string } }): FastifyPluginAsync {
+  const page = (title: string, body: string) => basePage(title, body, deps.site);
   return async (app) => {
     app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, body));
     app.get<{ Params: { token: string } }>('/u/:token', async (req, reply) => {
