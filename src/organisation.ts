@@ -19,7 +19,7 @@ const details = z
     /** One line, or several separated by newlines or commas as it should appear on a letter. */
     address: text(500).optional(),
     website: webUrl.optional(),
-    /** An image file (PNG, JPEG, GIF, WebP; relative to the config file) served at /organisation/logo, or an http(s) URL. */
+    /** An image file (PNG, JPEG, GIF, WebP; relative to the config file, else to the working directory) served at /organisation/logo, or an http(s) URL. */
     logo: text(1000).optional(),
     press_contact: z
       .object({ name: text(200).optional(), email: z.string().email().optional(), phone: text(50).optional() })
@@ -74,18 +74,21 @@ export function resolveOrganisation(input: OrganisationInput, configFile: string
   const logo = full.logo;
   const isUrl = logo !== undefined && /^https?:\/\//i.test(logo);
   const base = configFile ? path.dirname(configFile) : cwd;
+  let logoFile: string | undefined;
   if (logo && !isUrl) {
-    const file = path.resolve(base, logo);
     const where = { file: configFile, field: 'organisation.logo' };
-    if (!LOGO_TYPES[path.extname(file).toLowerCase()]) throw new UserError(`the logo must be a PNG, JPEG, GIF or WebP file (or an http(s) URL), got ${logo}`, 'CRIER_ERR_CONFIG', where);
-    if (!existsSync(file)) throw new UserError(`logo file not found: ${file}`, 'CRIER_ERR_CONFIG', where);
+    if (!LOGO_TYPES[path.extname(logo).toLowerCase()]) throw new UserError(`the logo must be a PNG, JPEG, GIF or WebP file (or an http(s) URL), got ${logo}`, 'CRIER_ERR_CONFIG', where);
+    // Beside the config file first, then the working directory: a copied example config keeps working.
+    const candidates = [...new Set([path.resolve(base, logo), path.resolve(cwd, logo)])];
+    logoFile = candidates.find((f) => existsSync(f));
+    if (!logoFile) throw new UserError(`logo file not found (looked for ${candidates.join(' and ')})`, 'CRIER_ERR_CONFIG', where);
   }
   return {
     name: full.name,
     address,
     ...(full.website ? { website: full.website } : {}),
     ...(logo && isUrl ? { logoUrl: logo } : {}),
-    ...(logo && !isUrl ? { logoFile: path.resolve(base, logo) } : {}),
+    ...(logoFile ? { logoFile } : {}),
     ...(full.press_contact && Object.keys(full.press_contact).length > 0 ? { pressContact: full.press_contact } : {}),
   };
 }

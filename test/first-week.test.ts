@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -308,3 +308,52 @@ function duplicateKeys(json: string): string[] {
   }
   return dups;
 }
+
+describe('the organisation config key', () => {
+  const load = (yaml: string) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'crier-org-'));
+    const f = path.join(dir, 'crier.config.yaml');
+    writeFileSync(f, yaml);
+    return () => loadConfig({ CRIER_CONFIG: f, CRIER_DATA_DIR: dir }, dir);
+  };
+
+  it('a name alone (the older form) still works; config.organisation stays the name', () => {
+    const c = load('organisation: Office of the PCC\n')();
+    expect(c.organisation).toBe('Office of the PCC');
+    expect(c.org).toEqual({ name: 'Office of the PCC', address: [] });
+  });
+
+  it('the details: address lines, website, logo file, press contact', () => {
+    const c = load(`organisation:\n  name: OPCC\n  address: "1 Example Street, Warwick\\nCV34 0AA"\n  website: https://www.example.org\n  logo: ${path.join(ROOT, 'config/examples/logo.png')}\n  press_contact: { email: press@example.org }\n`)();
+    expect(c.organisation).toBe('OPCC');
+    expect(c.org).toEqual({
+      name: 'OPCC',
+      address: ['1 Example Street', 'Warwick', 'CV34 0AA'],
+      website: 'https://www.example.org',
+      logoFile: path.join(ROOT, 'config/examples/logo.png'),
+      pressContact: { email: 'press@example.org' },
+    });
+  });
+
+  it('mistakes name the field: a missing logo file, an unknown image type, an unknown key', () => {
+    const error = (yaml: string) => {
+      try {
+        load(yaml)();
+      } catch (err) {
+        return (err as Error).message;
+      }
+      throw new Error('expected an error');
+    };
+    expect(error('organisation:\n  name: X\n  logo: nowhere.png\n')).toMatch(/field "organisation\.logo": logo file not found \(looked for .*nowhere\.png/);
+    expect(error('organisation:\n  name: X\n  logo: logo.svg\n')).toMatch(/field "organisation\.logo": the logo must be a PNG, JPEG, GIF or WebP file/);
+    expect(error('organisation:\n  name: X\n  twitter: "@x"\n')).toContain('organisation');
+  });
+
+  it('the example configuration loads, in place or copied to ./crier.config.yaml', () => {
+    const example = path.join(ROOT, 'config', 'crier.example.yaml');
+    expect(loadConfig({ CRIER_CONFIG: example, CRIER_DATA_DIR: os.tmpdir() }, ROOT).org?.logoFile).toBe(path.join(ROOT, 'config/examples/logo.png'));
+    const copy = path.join(mkdtempSync(path.join(os.tmpdir(), 'crier-copy-')), 'crier.config.yaml');
+    writeFileSync(copy, readFileSync(example));
+    expect(loadConfig({ CRIER_CONFIG: copy, CRIER_DATA_DIR: os.tmpdir() }, ROOT).org?.logoFile).toBe(path.join(ROOT, 'config/examples/logo.png'));
+  });
+});
