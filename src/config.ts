@@ -4,6 +4,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { UserError } from './errors.js';
 import { parseLocalTime } from './time.js';
+import { organisationSchema, resolveOrganisation, type Organisation } from './organisation.js';
 
 /**
  * The one place that reads the configuration file and the environment.
@@ -30,8 +31,8 @@ const localTime = z.string().regex(/^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?$/
 const fileSchema = z
   .object({
     timezone: z.string().default('Europe/London'),
-    /** Who publishes: named on press release pages and feeds. */
-    organisation: z.string().trim().min(1).max(200).optional(),
+    /** Who publishes: a name, or { name, address, website, logo, press_contact } (src/organisation.ts). */
+    organisation: organisationSchema,
     redis_prefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default('crier'),
     /** Recipients per delivery job when a campaign is fanned out. */
     batch_size: z.number().int().min(1).max(5000).default(100),
@@ -78,7 +79,8 @@ const envSchema = z.object({
   CRIER_DATA_DIR: z.string().default('./data'),
   CRIER_USER: z.string().optional(),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
-  HOST: z.string().default('0.0.0.0'),
+  /** Loopback unless told otherwise: the server is reachable from other machines only by choice (docker-compose sets 0.0.0.0). */
+  HOST: z.string().default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   TWITTER_API_BASE: z.string().url().default('https://api.x.com'),
   TWITTER_APP_KEY: z.string().optional(),
@@ -101,7 +103,11 @@ export interface PurdahWindow {
   reason: string;
 }
 
-export interface Config extends Omit<FileConfig, 'channels' | 'purdah'> {
+export interface Config extends Omit<FileConfig, 'channels' | 'purdah' | 'organisation'> {
+  /** The organisation's name (unset: none configured); `org` has the details. */
+  organisation?: string;
+  /** Masthead and footer of every email and public page. */
+  org?: Organisation;
   /** Pre-election blackout windows as instants. */
   purdah: PurdahWindow[];
   configFile?: string;
@@ -180,7 +186,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     });
   }
   const dataDir = path.resolve(cwd, e.CRIER_DATA_DIR);
-  const { channels, purdah, ...rest } = f;
+  const { channels, purdah, organisation, ...rest } = f;
+  const org = resolveOrganisation(organisation, configFile, cwd);
   const where = (i: number, field: string) => ({ file: configFile, field: `purdah.${i}.${field}` });
   const windows = purdah.map((w, i) => {
     const from = parseLocalTime(w.from, f.timezone, where(i, 'from'));
@@ -191,6 +198,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const defaults = channelSettings.parse({});
   const config: Config = {
     ...rest,
+    organisation: org?.name,
+    org,
     purdah: windows,
     configFile,
     dataDir,
