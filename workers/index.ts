@@ -8,10 +8,11 @@ import { CAMPAIGN_QUEUE, deliverQueueName, type CampaignJobData, type DeliverJob
 import { PausedForRateLimit, processDeliverJob, type DeliverDeps } from './deliver.js';
 import { processCampaignJob } from './plan.js';
 import { specialDeliveries } from './specials.js';
+import { SCHEDULE_QUEUES, startScheduleWorkers } from './schedules.js';
 
 /** The queue names a worker process can serve: `campaigns` and `deliver-<channel>`. */
 export function allQueueNames(): string[] {
-  return [CAMPAIGN_QUEUE, ...channelNames().map(deliverQueueName)];
+  return [CAMPAIGN_QUEUE, ...channelNames().map(deliverQueueName), ...SCHEDULE_QUEUES];
 }
 
 export interface WorkerPool {
@@ -55,9 +56,13 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
   // A killed worker's active jobs are retried once their lock lapses and the stalled check runs.
   const lock = { lockDuration: config.worker_lock_ms, stalledInterval: config.worker_lock_ms };
   const onError = (name: string) => (err: Error) => log.warn({ queue: name, err: err.message }, 'worker error');
+  // Recurring campaigns, the newsletter run and the digest: job-scheduler queues (workers/schedules.ts).
+  const schedules = startScheduleWorkers({ config, handle, log, now, queues: wanted.filter((q) => SCHEDULE_QUEUES.includes(q)), lock });
+  workers.push(...schedules.workers);
 
   for (const name of wanted) {
     if (!known.has(name)) throw new Error(`unknown queue ${name}`);
+    if (SCHEDULE_QUEUES.includes(name)) continue;
     if (name === CAMPAIGN_QUEUE) {
       const w = new Worker<CampaignJobData>(
         name,
@@ -106,6 +111,7 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
     workers,
     async close() {
       await Promise.all(workers.map((w) => w.close()));
+      await schedules.close();
       await Promise.all(adapters.map((a) => a.close().catch(() => undefined)));
       await Promise.all([...queues.values()].map((q) => q.close()));
     },

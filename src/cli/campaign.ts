@@ -6,6 +6,7 @@ import { Scheduler } from '../scheduler.js';
 import { formatLocal, parseLocalTime } from '../time.js';
 import { withContext, type CliContext } from './context.js';
 import { registerPreviewCommand } from './preview.js';
+import { cancelRecurring, createRecurring, printSeriesList } from './series.js';
 
 /** `crier campaign …`: create, list, show, approve, cancel, retry, reschedule, preview. */
 
@@ -20,6 +21,10 @@ export interface CampaignView {
   author: string;
   approved_by?: string;
   essential: boolean;
+  /** The recurring campaign this is an occurrence of. */
+  series?: string;
+  /** What is missing from it (a newsletter run whose feed was down). */
+  note?: string;
 }
 
 export async function campaignView(ctx: CliContext, c: Campaign): Promise<CampaignView> {
@@ -34,10 +39,12 @@ export async function campaignView(ctx: CliContext, c: Campaign): Promise<Campai
     author: c.author,
     ...(c.approvedBy ? { approved_by: c.approvedBy } : {}),
     essential: c.essential,
+    ...(c.series ? { series: c.series } : {}),
+    ...(c.note ? { note: c.note } : {}),
   };
 }
 
-async function withScheduler<T>(fn: (ctx: CliContext, s: Scheduler) => Promise<T>): Promise<T> {
+export async function withScheduler<T>(fn: (ctx: CliContext, s: Scheduler) => Promise<T>): Promise<T> {
   return withContext(async (ctx) => {
     const s = new Scheduler(ctx.config, ctx.redis, ctx.log);
     try {
@@ -53,6 +60,8 @@ function printShow(ctx: CliContext, v: CampaignView, zone: string): void {
   ctx.out(`  kind:    ${v.kind}${v.essential ? ' (essential)' : ''}`);
   ctx.out(`  status:  ${v.status}`);
   if (v.reason) ctx.out(`  reason:  ${v.reason}`);
+  if (v.note) ctx.out(`  note:    ${v.note}`);
+  if (v.series) ctx.out(`  series:  ${v.series} (recurring; \`crier campaign cancel ${v.id} --series\` stops it)`);
   ctx.out(`  send at: ${formatLocal(new Date(v.send_at), zone)} ${zone}`);
   ctx.out(`  author:  ${v.author}${v.approved_by ? `, approved by ${v.approved_by}` : ''}`);
   for (const [ch, n] of Object.entries(v.channels)) {
@@ -72,6 +81,10 @@ export function registerCampaignCommands(program: Command): void {
     .action(async (file: string, opts: { approve?: boolean }) => {
       await withScheduler(async (ctx, s) => {
         const draft = readCampaignFile(path.resolve(file), ctx.config, { now: new Date() });
+        if (draft.repeat) {
+          await createRecurring(ctx, s, { ...draft, repeat: draft.repeat });
+          return;
+        }
         const c = await s.create(draft, { actor: ctx.config.user, approve: opts.approve });
         const when = `${formatLocal(c.sendAt, c.timezone)} ${c.timezone}`;
         ctx.out(c.status === 'awaiting_approval' ? `created "${c.title}": awaiting approval (send at ${when})` : `scheduled "${c.title}" for ${when}`);
@@ -94,6 +107,7 @@ export function registerCampaignCommands(program: Command): void {
         for (const c of all) {
           ctx.out(`${c.id}  ${c.status.padEnd(17)} ${formatLocal(c.sendAt, c.timezone)}  ${c.kind.padEnd(10)} ${c.title}`);
         }
+        await printSeriesList(ctx);
       });
     });
 
@@ -124,9 +138,14 @@ export function registerCampaignCommands(program: Command): void {
   campaign
     .command('cancel')
     .argument('<id>')
+    .option('--series', 'stop a recurring campaign: no more occurrences, and those not yet sent are cancelled (ID: the series or any occurrence)')
     .description('cancel a campaign; it never starts (or stops sending)')
-    .action(async (id: string) => {
+    .action(async (id: string, opts: { series?: boolean }) => {
       await withScheduler(async (ctx, s) => {
+        if (opts.series) {
+          await cancelRecurring(ctx, s, id);
+          return;
+        }
         await s.cancel(id, ctx.config.user);
         ctx.out(`cancelled ${id}`);
       });

@@ -6,6 +6,7 @@ import { channelDefinition, channelNames } from '../../channels/registry.js';
 import type { Config } from '../config.js';
 import { UserError } from '../errors.js';
 import { isValidZone, parseLocalTime } from '../time.js';
+import { checkCron } from './recurrence.js';
 
 /** A campaign file (YAML) → a validated campaign draft. Every error names the file, line and field. */
 
@@ -19,16 +20,25 @@ export interface CampaignDraft {
   timezone: string;
   essential: boolean;
   channels: Record<string, Record<string, unknown>>;
+  /** A recurring campaign: each cron occurrence (in `timezone`) becomes a dated campaign; sendAt is the earliest start. */
+  repeat?: { cron: string; until?: Date };
 }
 
 const fileSchema = z
   .object({
     title: z.string().trim().min(1, 'a title is required').max(200),
     kind: z.enum(KINDS, { message: `kind must be one of ${KINDS.join(', ')}` }),
-    send_at: z.union([z.string(), z.date()], { message: 'send_at is required ("YYYY-MM-DD HH:mm", local time)' }),
+    send_at: z.union([z.string(), z.date()], { message: 'send_at is required ("YYYY-MM-DD HH:mm", local time)' }).optional(),
     timezone: z.string().optional(),
     essential: z.boolean().default(false),
     channels: z.record(z.string(), z.record(z.string(), z.unknown()), { message: 'channels must map a channel name to its settings' }),
+    repeat: z
+      .object({
+        cron: z.string({ message: 'required: a cron pattern such as "0 9 * * 1" (Mondays 09:00)' }),
+        until: z.union([z.string(), z.date()]).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -104,10 +114,27 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
   if (!isValidZone(timezone)) fail(['timezone'], `unknown time zone "${timezone}" (use an IANA name such as Europe/London)`);
   const where = (field: string[]) => ({ file, line: lineOf(doc, counter, field), field: field.join('.') });
   let sendAt = new Date(NaN);
+  let repeat: CampaignDraft['repeat'];
   check(() => {
+    if (f.send_at === undefined) {
+      // A recurring campaign may leave send_at out: it starts with the cron's next occurrence.
+      if (f.repeat) sendAt = opts.now;
+      else fail(['send_at'], 'send_at is required ("YYYY-MM-DD HH:mm", local time; or repeat: { cron: "…" })');
+      return;
+    }
     sendAt = parseLocalTime(f.send_at, timezone, where(['send_at']));
     if (sendAt.getTime() < opts.now.getTime() - 1000) fail(['send_at'], `${String(f.send_at)} is in the past`);
   });
+  if (f.repeat) {
+    const r = f.repeat;
+    check(() => {
+      const problem = checkCron(r.cron, timezone);
+      if (problem) fail(['repeat', 'cron'], problem);
+      const until = r.until === undefined ? undefined : parseLocalTime(r.until, timezone, where(['repeat', 'until']));
+      if (until && until.getTime() <= Math.max(opts.now.getTime(), sendAt.getTime() || 0)) fail(['repeat', 'until'], `${String(r.until)} is before the first run`);
+      repeat = { cron: r.cron.trim(), ...(until ? { until } : {}) };
+    });
+  }
 
   const names = Object.keys(f.channels);
   if (names.length === 0) problems.push(problem(['channels'], 'at least one channel is required'));
@@ -133,7 +160,7 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
     });
   }
   if (problems.length > 0) throw UserError.all(problems);
-  return { title: f.title, kind: f.kind, sendAt, timezone, essential: f.essential, channels };
+  return { title: f.title, kind: f.kind, sendAt, timezone, essential: f.essential, channels, ...(repeat ? { repeat } : {}) };
 }
 
 /** `body_file` is read once at create time, relative to the campaign file, so later edits do not change a queued campaign. */
