@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { isCrierError } from '../errors.js';
 import { registerAuditCommand } from './audit.js';
 import { registerCampaignCommands } from './campaign.js';
+import { registerNewsletterCommands } from './newsletter.js';
 import { registerRunCommands } from './run.js';
 import { registerSubscriberCommands } from './subscribers.js';
 
@@ -16,6 +17,7 @@ registerRunCommands(program);
 registerCampaignCommands(program);
 registerSubscriberCommands(program);
 registerAuditCommand(program);
+registerNewsletterCommands(program);
 
 try {
   await program.parseAsync(process.argv);
