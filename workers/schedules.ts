@@ -5,17 +5,21 @@ import type { RedisHandle } from '../src/redis/connection.js';
 import { RECURRING_QUEUE, runSeries, type RecurringDeps, type SeriesJobData } from '../src/recurring.js';
 import { Scheduler } from '../src/scheduler.js';
 import { fetchFeed, FeedUnavailable } from '../src/domain/website-feed.js';
+import { weekBefore } from '../src/digest/model.js';
+import { sendDigest, type DigestDeps } from '../src/digest/send.js';
 import { monthOf, NEWSLETTER_QUEUE, NEWSLETTER_SCHEDULER_ID, runNewsletter, type NewsletterDeps } from '../src/newsletter.js';
 
 /**
  * Workers for what runs on Crier's own clock, each fed by BullMQ job
- * schedulers (cron in the team's time zone): recurring campaigns and the
- * monthly newsletter run. The run
+ * schedulers (cron in the team's time zone): recurring campaigns, the
+ * monthly newsletter run and the weekly digest. The run
  * handlers take the occurrence instant from the job (prevMillis), so a run
  * that fires late or is retried still works on the occurrence it was for.
  */
 
-export const SCHEDULE_QUEUES: string[] = [RECURRING_QUEUE, NEWSLETTER_QUEUE];
+export const DIGEST_QUEUE = 'digest';
+export const DIGEST_SCHEDULER_ID = 'digest-weekly';
+export const SCHEDULE_QUEUES: string[] = [RECURRING_QUEUE, NEWSLETTER_QUEUE, DIGEST_QUEUE];
 
 export interface ScheduleWorkerOptions {
   config: Config;
@@ -40,6 +44,7 @@ export function startScheduleWorkers(opts: ScheduleWorkerOptions): { workers: Wo
   const processors: Record<string, (job: Job) => Promise<unknown>> = {
     [RECURRING_QUEUE]: (job: Job<SeriesJobData>) => runSeries(deps, job.data.series, occurrenceOf(job, now())),
     [NEWSLETTER_QUEUE]: (job: Job) => newsletterJob(job, { ...deps }),
+    [DIGEST_QUEUE]: (job: Job) => digestJob(job, { config, redis: handle.redis, log, now }),
   };
   for (const name of opts.queues) {
     const processor = processors[name];
@@ -62,6 +67,17 @@ export function startScheduleWorkers(opts: ScheduleWorkerOptions): { workers: Wo
 }
 
 export async function registerSchedules(config: Config, queues: string[], queue: (name: string) => Queue): Promise<void> {
+  if (queues.includes(DIGEST_QUEUE)) {
+    if (config.digest.recipients.length > 0) {
+      await queue(DIGEST_QUEUE).upsertJobScheduler(
+        DIGEST_SCHEDULER_ID,
+        { pattern: config.digest.cron, tz: config.timezone },
+        { name: 'digest', data: {}, opts: { attempts: 8, backoff: { type: 'exponential', delay: 60_000 }, removeOnComplete: { count: 60 }, removeOnFail: { age: 90 * 24 * 3600 } } },
+      );
+    } else {
+      await queue(DIGEST_QUEUE).removeJobScheduler(DIGEST_SCHEDULER_ID);
+    }
+  }
   if (queues.includes(NEWSLETTER_QUEUE)) {
     const n = config.newsletter;
     if (n.enabled ?? n.feed_url !== undefined) {
@@ -98,4 +114,17 @@ export async function newsletterJob(job: Job, deps: NewsletterDeps): Promise<{ c
     },
   });
   return { campaign: r.campaign.id, month: r.month, missing: r.missing };
+}
+
+/**
+ * The weekly digest: reports the last complete week before the occurrence.
+ * Recipients who already had it are skipped, so a retry sends only to those
+ * the mail server did not take; a transient failure fails the job to retry.
+ */
+export async function digestJob(job: Job, deps: DigestDeps): Promise<{ week: string; sent: number; skipped: number; failed: number }> {
+  const week = weekBefore(occurrenceOf(job, deps.now()), deps.config.timezone);
+  const r = await sendDigest(deps, week);
+  const retry = r.failed.filter((f) => f.transient);
+  if (retry.length > 0) throw new Error(`digest ${week.key} not sent to ${retry.map((f) => f.to).join(', ')}: ${retry[0]!.reason}`);
+  return { week: week.key, sent: r.sent.length, skipped: r.skipped.length, failed: r.failed.length };
 }

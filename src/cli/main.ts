@@ -4,6 +4,7 @@ import { isCrierError } from '../errors.js';
 import { registerAuditCommand } from './audit.js';
 import { registerCampaignCommands } from './campaign.js';
 import { registerNewsletterCommands } from './newsletter.js';
+import { registerDigestCommand } from './digest.js';
 import { registerRunCommands } from './run.js';
 import { registerSubscriberCommands } from './subscribers.js';
 
@@ -18,6 +19,7 @@ registerCampaignCommands(program);
 registerSubscriberCommands(program);
 registerAuditCommand(program);
 registerNewsletterCommands(program);
+registerDigestCommand(program);
 
 try {
   await program.parseAsync(process.argv);
