@@ -3,8 +3,10 @@ import type { Config } from '../src/config.js';
 import type { AudienceSelector, ChannelAdapter } from './adapter.js';
 import { contentSchema as communitySchema, createCommunityAdapter, DEFAULT_LIST as COMMUNITY_LIST } from './community/index.js';
 import { contentSchema as emailSchema, createEmailAdapter } from './email/index.js';
+import { contentSchema as facebookSchema, createFacebookAdapter } from './facebook/index.js';
 import { contentSchema as mastodonSchema, createMastodonAdapter } from './mastodon/index.js';
 import { createPressEmailAdapter, DEFAULT_MEDIA_LIST, pressEmailContentSchema } from './press/email.js';
+import { contentSchema as smsSchema, createSmsAdapter } from './sms/index.js';
 import { contentSchema as twitterSchema, createTwitterAdapter } from './twitter/index.js';
 import { contentSchema as webhookSchema, createWebhookAdapter } from './webhook/index.js';
 
@@ -47,6 +49,13 @@ const definitions: ChannelDefinition[] = [
   { name: 'twitter', contentSchema: twitterSchema, create: (config) => createTwitterAdapter(config) },
   { name: 'mastodon', contentSchema: mastodonSchema, create: (config) => createMastodonAdapter(config) },
   { name: 'webhook', contentSchema: webhookSchema, create: createWebhookAdapter },
+  { name: 'facebook', contentSchema: facebookSchema, create: (config) => createFacebookAdapter(config) },
+  {
+    name: 'sms',
+    contentSchema: smsSchema,
+    audience: (c) => ({ list: String(c.list), areas: strings(c.areas), topics: strings(c.topics), withPhone: true }),
+    create: createSmsAdapter,
+  },
 ];
 
 const byName = new Map(definitions.map((d) => [d.name, d]));

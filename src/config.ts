@@ -58,6 +58,19 @@ const fileSchema = z
       .object({ gateway_url: z.string().url().optional() })
       .strict()
       .default({}),
+    facebook: z
+      .object({ api_version: z.string().regex(/^v\d+\.\d+$/, 'expected a Graph API version such as v24.0').default('v24.0') })
+      .strict()
+      .default({ api_version: 'v24.0' }),
+    sms: z
+      .object({
+        /** Numbers written without a country code (07…) belong to this country. */
+        default_country: z.string().regex(/^[A-Z]{2}$/, 'expected a two-letter country code such as GB').default('GB'),
+        /** Price of one text message fragment (segment) in pounds, for the estimate in `campaign preview`. */
+        cost_per_segment: z.number().min(0).optional(),
+      })
+      .strict()
+      .default({ default_country: 'GB' }),
     digest: z
       .object({
         cron: z.string().default('0 8 * * 1'),
@@ -90,6 +103,15 @@ const envSchema = z.object({
   PLAUSIBLE_URL: z.string().url().optional(),
   PLAUSIBLE_API_KEY: z.string().optional(),
   PLAUSIBLE_SITE_ID: z.string().optional(),
+  FACEBOOK_GRAPH_URL: z.string().url().default('https://graph.facebook.com'),
+  FACEBOOK_PAGE_ID: z.string().optional(),
+  FACEBOOK_PAGE_TOKEN: z.string().optional(),
+  YOUTUBE_API_URL: z.string().url().default('https://www.googleapis.com/youtube/v3'),
+  YOUTUBE_API_KEY: z.string().optional(),
+  YOUTUBE_CHANNEL_ID: z.string().optional(),
+  NOTIFY_BASE_URL: z.string().url().default('https://api.notifications.service.gov.uk'),
+  NOTIFY_API_KEY: z.string().optional(),
+  NOTIFY_SMS_TEMPLATE_ID: z.string().optional(),
 });
 
 export type FileConfig = z.infer<typeof fileSchema>;
@@ -101,7 +123,7 @@ export interface PurdahWindow {
   reason: string;
 }
 
-export interface Config extends Omit<FileConfig, 'channels' | 'purdah'> {
+export interface Config extends Omit<FileConfig, 'channels' | 'purdah' | 'facebook'> {
   /** Pre-election blackout windows as instants. */
   purdah: PurdahWindow[];
   configFile?: string;
@@ -120,6 +142,11 @@ export interface Config extends Omit<FileConfig, 'channels' | 'purdah'> {
   twitter: { apiBase: string; appKey?: string; appSecret?: string; accessToken?: string; accessSecret?: string };
   mastodon: { url?: string; token?: string };
   plausible: { url?: string; apiKey?: string; siteId?: string };
+  /** The Facebook Page Crier posts as (Graph API). */
+  facebook: { graphUrl: string; apiVersion: string; pageId?: string; pageToken?: string };
+  youtube: { apiUrl: string; apiKey?: string; channelId?: string };
+  /** GOV.UK Notify for SMS. */
+  notify: { baseUrl: string; apiKey?: string; smsTemplateId?: string };
   channelSettings(name: string): ChannelSettings;
 }
 
@@ -180,7 +207,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     });
   }
   const dataDir = path.resolve(cwd, e.CRIER_DATA_DIR);
-  const { channels, purdah, ...rest } = f;
+  const { channels, purdah, facebook, ...rest } = f;
   const where = (i: number, field: string) => ({ file: configFile, field: `purdah.${i}.${field}` });
   const windows = purdah.map((w, i) => {
     const from = parseLocalTime(w.from, f.timezone, where(i, 'from'));
@@ -213,6 +240,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     },
     mastodon: { url: e.MASTODON_URL?.replace(/\/+$/, ''), token: e.MASTODON_TOKEN },
     plausible: { url: e.PLAUSIBLE_URL, apiKey: e.PLAUSIBLE_API_KEY, siteId: e.PLAUSIBLE_SITE_ID },
+    facebook: { graphUrl: e.FACEBOOK_GRAPH_URL.replace(/\/+$/, ''), apiVersion: facebook.api_version, pageId: e.FACEBOOK_PAGE_ID, pageToken: e.FACEBOOK_PAGE_TOKEN },
+    youtube: { apiUrl: e.YOUTUBE_API_URL.replace(/\/+$/, ''), apiKey: e.YOUTUBE_API_KEY, channelId: e.YOUTUBE_CHANNEL_ID },
+    notify: { baseUrl: e.NOTIFY_BASE_URL.replace(/\/+$/, ''), apiKey: e.NOTIFY_API_KEY, smsTemplateId: e.NOTIFY_SMS_TEMPLATE_ID },
     channelSettings: (name: string) => channels[name] ?? defaults,
   };
   return Object.freeze(config);
