@@ -6,7 +6,7 @@ import { contentSchema as emailSchema, createEmailAdapter } from './email/index.
 import { contentSchema as facebookSchema, createFacebookAdapter } from './facebook/index.js';
 import { contentSchema as mastodonSchema, createMastodonAdapter } from './mastodon/index.js';
 import { createPressEmailAdapter, DEFAULT_MEDIA_LIST, pressEmailContentSchema } from './press/email.js';
-import { contentSchema as smsSchema, createSmsAdapter } from './sms/index.js';
+import { contentSchema as smsSchema, createSmsAdapter, smsEstimate } from './sms/index.js';
 import { contentSchema as twitterSchema, createTwitterAdapter } from './twitter/index.js';
 import { contentSchema as webhookSchema, createWebhookAdapter } from './webhook/index.js';
 
@@ -21,6 +21,8 @@ export interface ChannelDefinition {
   localTimes?: string[];
   /** Audience channels get one delivery per subscriber the selector picks. */
   audience?(content: Record<string, unknown>): AudienceSelector;
+  /** A line for `campaign preview` about the whole send (SMS: segments and cost), given the audience size. */
+  summary?(content: Record<string, unknown>, recipients: number, config: Config): string;
   create(config: Config): ChannelAdapter;
 }
 
@@ -54,6 +56,7 @@ const definitions: ChannelDefinition[] = [
     name: 'sms',
     contentSchema: smsSchema,
     audience: (c) => ({ list: String(c.list), areas: strings(c.areas), topics: strings(c.topics), withPhone: true }),
+    summary: (c, recipients, config) => smsEstimate(String(c.text ?? ''), recipients, config.sms.cost_per_segment),
     create: createSmsAdapter,
   },
 ];

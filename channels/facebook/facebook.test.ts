@@ -100,6 +100,21 @@ describe('Facebook channel against the fake Graph API', () => {
     expect(fake.posts).toHaveLength(1);
   });
 
+  it('an attempt that died with the post in flight: the retry finds the post on the Page instead of posting again', async () => {
+    const d = delivery({ text: 'Knife amnesty bins at every station this week' });
+    const posted = await adapter.send(d, { log, now: () => new Date() });
+    const inFlight = memoryProgress();
+    inFlight.value = JSON.stringify({ photos: [], postingSince: new Date(Date.now() - 60_000).toISOString() });
+    expect(await adapter.send(d, { log, now: () => new Date(), progress: inFlight })).toEqual({ id: posted.id });
+    expect(fake.posts).toHaveLength(1);
+    expect(JSON.parse(inFlight.value ?? '{}')).toMatchObject({ postId: posted.id });
+    // Nothing on the Page: the retry posts.
+    const notPosted = memoryProgress();
+    notPosted.value = JSON.stringify({ photos: [], postingSince: new Date(Date.now() - 60_000).toISOString() });
+    const r = await adapter.send(delivery({ text: 'A different post' }), { log, now: () => new Date(), progress: notPosted });
+    expect(fake.posts.map((p) => p.id)).toEqual([posted.id, r.id]);
+  });
+
   it('190 → reconnect account; 506 duplicate and 368 blocked → permanent; 1/2 and 5xx → retry', async () => {
     const send = () => adapter.send(delivery({ text: `Post ${Math.random()}` }), { log, now: () => new Date() });
     fake.failNext(190, { path: '/feed' });

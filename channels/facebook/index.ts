@@ -18,6 +18,9 @@ import { channelErrorOf, graphClient, type GraphClient } from './graph.js';
  * Facebook has no idempotency key, so the steps are recorded in the
  * delivery's durable progress: a retry reuses photos already uploaded, and a
  * post already made (the worker died before marking it) is not made again.
+ * When an attempt died with the post request in flight (posted or not, no one
+ * knows), the retry first looks for it among the Page's latest posts (same
+ * text, made since that attempt began) and posts only if it is not there.
  */
 
 /** Facebook's limit on a post's text. */
@@ -49,7 +52,12 @@ function parseContent(delivery: Delivery): FacebookContent {
   return contentSchema.parse(delivery.content);
 }
 
-const progressSchema = z.object({ photos: z.array(z.string()).default([]), postId: z.string().optional() });
+const progressSchema = z.object({
+  photos: z.array(z.string()).default([]),
+  /** When the feed post was sent: an attempt that dies after this may have posted. */
+  postingSince: z.string().optional(),
+  postId: z.string().optional(),
+});
 type Progress = z.infer<typeof progressSchema>;
 
 async function loadProgress(ctx: SendContext): Promise<Progress> {
@@ -66,6 +74,18 @@ function idOf(body: unknown, what: string): string {
   const id = (body as { id?: unknown } | null)?.id;
   if (typeof id !== 'string' || id === '') throw new TransientError(`Facebook answered the ${what} without an id`);
   return id;
+}
+
+/** A post of the Page with this text made since `since` (a little earlier, for clock skew), if any. */
+async function findPost(graph: GraphClient, text: string, since: Date, now: Date): Promise<string | undefined> {
+  const body = (await graph.get(`/${encodeURIComponent(graph.pageId)}/posts`, { fields: 'id,message,created_time', limit: '25' }, now)) as {
+    data?: Array<{ id?: unknown; message?: unknown; created_time?: unknown }>;
+  };
+  const from = since.getTime() - 5 * 60_000;
+  const hit = (body.data ?? []).find(
+    (p) => typeof p.id === 'string' && p.message === text && Date.parse(String(p.created_time).replace(/\+0000$/, 'Z')) >= from,
+  );
+  return typeof hit?.id === 'string' ? hit.id : undefined;
 }
 
 async function uploadPhoto(graph: GraphClient, image: FacebookContent['images'][number], now: Date): Promise<string> {
@@ -123,6 +143,16 @@ export function createFacebookAdapter(config: Config, opts: { outboxDir?: string
           done.photos.push(await uploadPhoto(graph, image, ctx.now()));
           await ctx.progress?.set(JSON.stringify(done));
         }
+        if (done.postingSince) {
+          const earlier = await findPost(graph, content.text, new Date(done.postingSince), ctx.now());
+          if (earlier) {
+            await ctx.progress?.set(JSON.stringify({ ...done, postId: earlier }));
+            ctx.log.info({ id: earlier }, 'an earlier attempt had posted to Facebook: not posting again');
+            return { id: earlier };
+          }
+        }
+        done.postingSince = ctx.now().toISOString();
+        await ctx.progress?.set(JSON.stringify(done));
         const form = new URLSearchParams({ message: content.text });
         if (content.link) form.set('link', content.link);
         done.photos.forEach((id, i) => form.set(`attached_media[${i}]`, JSON.stringify({ media_fbid: id })));

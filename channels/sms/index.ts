@@ -5,7 +5,7 @@ import { postToGateway } from '../community/index.js';
 import { safeFileName, writeOutboxJson } from '../dry-run.js';
 import { parseContent, requireRecipient } from '../email/index.js';
 import { createNotifySender } from './notify.js';
-import { smsLength } from './segments.js';
+import { describeLength, smsLength } from './segments.js';
 
 /**
  * SMS: one text to each member of a list (optionally by area and topic) who
@@ -40,6 +40,18 @@ export type SmsContent = z.infer<typeof contentSchema>;
 /** What is sent: the text as written, without surrounding blank space. */
 export function smsBody(content: Pick<SmsContent, 'text'>): string {
   return content.text.trim();
+}
+
+/**
+ * For `campaign preview`: "2 segments (GSM-7, 190 characters) × 340 recipients
+ * with a mobile number = 680 segments (≈ £15.44 at £0.0227 a segment)".
+ */
+export function smsEstimate(text: string, recipients: number, costPerSegment?: number): string {
+  const len = smsLength(text.trim());
+  const total = len.segments * recipients;
+  const who = `${recipients.toLocaleString('en-GB')} recipient${recipients === 1 ? '' : 's'} with a mobile number`;
+  const cost = costPerSegment !== undefined ? ` (≈ £${(total * costPerSegment).toFixed(2)} at £${costPerSegment} a segment)` : '';
+  return `${describeLength(len)} × ${who} = ${total.toLocaleString('en-GB')} segment${total === 1 ? '' : 's'}${cost}`;
 }
 
 function requirePhone(delivery: Delivery): { id: string; phone: string; area: string; topics: string[] } {

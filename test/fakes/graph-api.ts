@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
  * real wire format under `/{version}/…`:
  *  - POST /{page}/feed (message, link, attached_media[n]={"media_fbid":…}) → {id: "<page>_<post>"}
  *  - POST /{page}/photos (multipart: source, published=false, alt_text_custom) → {id}
+ *  - GET /{page}/posts?fields=id,message,created_time&limit=N (newest first)
  *  - GET /{page}?fields=id,name,followers_count
  *  - GET /{page}/insights?metric=page_media_view,page_follows&period=day&since&until
  *  - GET /{post}/insights?metric=post_media_view
@@ -21,6 +22,7 @@ export interface FakeFacebookPost {
   message: string;
   link?: string;
   photoIds: string[];
+  createdTime: string;
   views: number;
   reactions: number;
   comments: number;
@@ -65,6 +67,8 @@ export interface FakeGraphApi {
   /** page_media_view / page_follows per day (YYYY-MM-DD), as the insights answer them. */
   pageDaily: Map<string, { views: number; follows: number }>;
   removedMetricRequests: string[];
+  /** While true, a feed post is made but its answer withheld (the connection stays open): a send in flight. */
+  holdPostReplies: boolean;
   failNext(code: number, opts?: GraphFailOptions): void;
   close(): Promise<void>;
 }
@@ -94,6 +98,7 @@ export async function startFakeGraphApi(opts: { pageId?: string; token?: string;
     followers: opts.followers ?? 4321,
     pageDaily,
     removedMetricRequests,
+    holdPostReplies: false,
     failNext(code, failOpts = {}) {
       failures.push({ code, ...failOpts });
     },
@@ -142,9 +147,15 @@ export async function startFakeGraphApi(opts: { pageId?: string; token?: string;
       if (!message && !body.link && photoIds.length === 0) return graphError(100, '(#100) Invalid parameter');
       if (photoIds.some((id) => !photos.some((p) => p.id === id))) return graphError(100, '(#100) Invalid attached_media');
       if (posts.some((p) => p.message === message && message !== '')) return graphError(506, 'Duplicate status message');
-      const post: FakeFacebookPost = { id: `${pageId}_${nextId++}`, message, link: body.link, photoIds, views: 0, reactions: 0, comments: 0, shares: 0 };
+      const createdTime = new Date().toISOString().replace(/\.\d+Z$/, '+0000');
+      const post: FakeFacebookPost = { id: `${pageId}_${nextId++}`, message, link: body.link, photoIds, createdTime, views: 0, reactions: 0, comments: 0, shares: 0 };
       posts.push(post);
       return { status: 200, body: { id: post.id } };
+    }
+    if (method === 'GET' && parts[0] === pageId && parts[1] === 'posts') {
+      const limit = Number(query.limit ?? 25);
+      const data = [...posts].reverse().slice(0, limit).map((p) => ({ id: p.id, message: p.message, created_time: p.createdTime }));
+      return { status: 200, body: { data, paging: { cursors: { before: 'b', after: 'a' } } } };
     }
     if (method === 'GET' && parts.length === 1 && parts[0] === pageId) {
       const fields = (query.fields ?? 'id,name').split(',');
@@ -226,6 +237,7 @@ export async function startFakeGraphApi(opts: { pageId?: string; token?: string;
           return send(res, e.status, e.body);
         }
         const reply = route(req.method ?? 'GET', path, query, body);
+        if (api.holdPostReplies && req.method === 'POST' && path.endsWith('/feed')) return;
         send(res, reply.status, reply.body);
       })();
     });
