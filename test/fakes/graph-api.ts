@@ -54,6 +54,8 @@ export interface RecordedGraphRequest {
   query: Record<string, string>;
   body: Record<string, string>;
   authorization?: string;
+  /** When it arrived (ms since the epoch). */
+  at: number;
 }
 
 export interface FakeGraphApi {
@@ -216,7 +218,7 @@ export async function startFakeGraphApi(opts: { pageId?: string; token?: string;
           for (const [name, value] of form) body[name] = typeof value === 'string' ? value : value.name;
         }
         const authorization = req.headers.authorization;
-        requests.push({ method: req.method ?? 'GET', path, version, query, body, authorization });
+        requests.push({ method: req.method ?? 'GET', path, version, query, body, authorization, at: Date.now() });
 
         const at = failures.findIndex((f) => !f.path || path.endsWith(f.path));
         if (at >= 0) {
