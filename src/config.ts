@@ -4,6 +4,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { UserError } from './errors.js';
 import { parseLocalTime } from './time.js';
+import { catalogueFor, metricsDefaults, metricsSchema } from './metrics-config.js';
 
 /**
  * The one place that reads the configuration file and the environment.
@@ -78,6 +79,7 @@ const fileSchema = z
       })
       .strict()
       .default({ cron: '0 8 * * 1', recipients: [] }),
+    metrics: metricsSchema.default(metricsDefaults),
   })
   .strict();
 
@@ -112,6 +114,9 @@ const envSchema = z.object({
   NOTIFY_BASE_URL: z.string().url().default('https://api.notifications.service.gov.uk'),
   NOTIFY_API_KEY: z.string().optional(),
   NOTIFY_SMS_TEMPLATE_ID: z.string().optional(),
+  MATOMO_URL: z.string().url().optional(),
+  MATOMO_TOKEN: z.string().optional(),
+  MATOMO_SITE_ID: z.string().optional(),
 });
 
 export type FileConfig = z.infer<typeof fileSchema>;
@@ -147,6 +152,7 @@ export interface Config extends Omit<FileConfig, 'channels' | 'purdah' | 'facebo
   youtube: { apiUrl: string; apiKey?: string; channelId?: string };
   /** GOV.UK Notify for SMS. */
   notify: { baseUrl: string; apiKey?: string; smsTemplateId?: string };
+  matomo: { url?: string; token?: string; siteId?: string };
   channelSettings(name: string): ChannelSettings;
 }
 
@@ -206,6 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       field: 'timezone',
     });
   }
+  catalogueFor(f.metrics, configFile);
   const dataDir = path.resolve(cwd, e.CRIER_DATA_DIR);
   const { channels, purdah, facebook, ...rest } = f;
   const where = (i: number, field: string) => ({ file: configFile, field: `purdah.${i}.${field}` });
@@ -239,7 +246,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       accessSecret: e.TWITTER_ACCESS_SECRET,
     },
     mastodon: { url: e.MASTODON_URL?.replace(/\/+$/, ''), token: e.MASTODON_TOKEN },
-    plausible: { url: e.PLAUSIBLE_URL, apiKey: e.PLAUSIBLE_API_KEY, siteId: e.PLAUSIBLE_SITE_ID },
+    plausible: { url: e.PLAUSIBLE_URL?.replace(/\/+$/, ''), apiKey: e.PLAUSIBLE_API_KEY, siteId: e.PLAUSIBLE_SITE_ID },
+    matomo: { url: e.MATOMO_URL, token: e.MATOMO_TOKEN, siteId: e.MATOMO_SITE_ID },
     facebook: { graphUrl: e.FACEBOOK_GRAPH_URL.replace(/\/+$/, ''), apiVersion: facebook.api_version, pageId: e.FACEBOOK_PAGE_ID, pageToken: e.FACEBOOK_PAGE_TOKEN },
     youtube: { apiUrl: e.YOUTUBE_API_URL.replace(/\/+$/, ''), apiKey: e.YOUTUBE_API_KEY, channelId: e.YOUTUBE_CHANNEL_ID },
     notify: { baseUrl: e.NOTIFY_BASE_URL.replace(/\/+$/, ''), apiKey: e.NOTIFY_API_KEY, smsTemplateId: e.NOTIFY_SMS_TEMPLATE_ID },
