@@ -94,8 +94,11 @@ export interface GraphClient {
   post(path: string, body: URLSearchParams | FormData, now?: Date): Promise<unknown>;
 }
 
-/** A client for the configured Page, or undefined without FACEBOOK_PAGE_ID and FACEBOOK_PAGE_TOKEN. */
-export function graphClient(config: Config): GraphClient | undefined {
+/**
+ * A client for the configured Page, or undefined without FACEBOOK_PAGE_ID and
+ * FACEBOOK_PAGE_TOKEN. `fetchImpl`: the collectors pass theirs.
+ */
+export function graphClient(config: Config, fetchImpl: typeof fetch = fetch): GraphClient | undefined {
   const { graphUrl, apiVersion, pageId, pageToken } = config.facebook;
   if (!pageId || !pageToken) return undefined;
   const base = `${graphUrl}/${apiVersion}`;
@@ -104,7 +107,7 @@ export function graphClient(config: Config): GraphClient | undefined {
     const qs = init.query && Object.keys(init.query).length > 0 ? `?${new URLSearchParams(init.query).toString()}` : '';
     let res: Response;
     try {
-      res = await fetch(`${base}${path}${qs}`, {
+      res = await fetchImpl(`${base}${path}${qs}`, {
         method,
         headers: { authorization: `Bearer ${pageToken}`, accept: 'application/json', 'user-agent': 'Crier' },
         body: init.body,

@@ -172,7 +172,11 @@ export async function startFakeGraphApi(opts: { pageId?: string; token?: string;
       return insights(metrics, PAGE_METRICS, (metric) =>
         [...pageDaily.entries()]
           .filter(([day]) => (!since || day >= since) && (!until || day < until))
-          .map(([day, v]) => ({ value: metric === 'page_follows' ? v.follows : metric === 'page_media_view' ? v.views : 0, end_time: `${day}T08:00:00+0000` })),
+          // A day's value is stamped with the day's end: midnight Pacific (08:00 UTC in winter) the next day.
+          .map(([day, v]) => ({
+            value: metric === 'page_follows' ? v.follows : metric === 'page_media_view' ? v.views : 0,
+            end_time: `${new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10)}T08:00:00+0000`,
+          })),
         pageId,
       );
     }
