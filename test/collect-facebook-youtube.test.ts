@@ -1,15 +1,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { graphClient, GraphRequestError } from '../channels/facebook/graph.js';
-import type { Config } from '../src/config.js';
-import { buildCatalogue } from '../src/domain/measures.js';
-import { ObservationStore } from '../src/domain/observations.js';
 import { localDate, periodOf, previousPeriod } from '../src/domain/periods.js';
 import { collectFacebook, PAGE_METRICS } from '../workers/collect/facebook.js';
+import { collectorDefinition } from '../workers/collect/registry.js';
+import { collectContext } from '../workers/collect/run.js';
 import { NeedsReauthError, PermanentError, RateLimitedError, type CollectContext } from '../workers/collect/types.js';
 import { collectYoutube, nextQuotaReset } from '../workers/collect/youtube.js';
 import { facebookEnv, startFakeGraphApi, type FakeGraphApi } from './fakes/graph-api.js';
 import { startFakeYoutubeApi, youtubeEnv, type FakeVideo } from './fakes/youtube-api.js';
 import { silentLogger, testConfig } from './helpers/context.js';
+import { runCrier } from './helpers/metrics.js';
 import { londonIn, startCrier, type TestCrier } from './helpers/crier.js';
 
 /**
@@ -25,20 +25,9 @@ afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => undefined);
 });
 
-function collectContext(crier: TestCrier, now: () => Date = () => new Date()): CollectContext & { store: ObservationStore } {
-  const catalogue = buildCatalogue();
-  const config: Config = crier.config;
-  return {
-    config,
-    log: silentLogger(),
-    redis: crier.handle.redis,
-    prefix: config.redis_prefix,
-    catalogue,
-    store: new ObservationStore(crier.handle.redis, config.redis_prefix, catalogue, { zone: config.timezone }),
-    now,
-    limited: (call) => call(),
-    fetch,
-  };
+/** The context the collect worker gives a collector (real store and catalogue), on the test's clock. */
+function context(crier: TestCrier, source: string, now: () => Date = () => new Date()): CollectContext {
+  return collectContext(collectorDefinition(source)!, { config: crier.config, redis: crier.handle.redis, log: silentLogger(), now });
 }
 
 async function withGraph(): Promise<{ graph: FakeGraphApi; crier: TestCrier }> {
@@ -52,7 +41,6 @@ async function withGraph(): Promise<{ graph: FakeGraphApi; crier: TestCrier }> {
 describe('Facebook collector', () => {
   it('stores followers, Page views by week and each sent post’s views and engagements; never asks for a removed metric', async () => {
     const { graph, crier } = await withGraph();
-    const now = new Date();
     const zone = crier.config.timezone;
     // Two posts Crier sent (through the real channel and worker); the network's ids are kept for the collector.
     const ids: string[] = [];
@@ -61,6 +49,7 @@ describe('Facebook collector', () => {
       await crier.waitForStatus(c.id, ['sent']);
       ids.push(graph.posts.at(-1)!.id);
     }
+    const now = new Date();
     Object.assign(graph.posts[0]!, { views: 1500, reactions: 40, comments: 7, shares: 3 });
     Object.assign(graph.posts[1]!, { views: 220, reactions: 5, comments: 0, shares: 0 });
     const thisWeek = periodOf('week', now, zone);
@@ -70,7 +59,7 @@ describe('Facebook collector', () => {
     lastWeekDays.forEach((d, i) => graph.pageDaily.set(d, { views: 100 * (i + 1), follows: 5000 + i }));
     graph.pageDaily.set(day(now), { views: 70, follows: 5119 });
 
-    const ctx = collectContext(crier, () => now);
+    const ctx = context(crier, 'facebook', () => now);
     // A day Crier read itself is not overwritten by the insight.
     await ctx.store.record({ measure: 'facebook.followers', period: lastWeekDays[1]!, value: 4999, source: 'facebook' });
     const result = await collectFacebook(ctx);
@@ -113,7 +102,7 @@ describe('Facebook collector', () => {
     await crier.waitForStatus(c.id, ['sent']);
     const id = graph.posts[0]!.id;
     graph.posts.splice(0, 1);
-    const ctx = collectContext(crier);
+    const ctx = context(crier, 'facebook');
     const result = await collectFacebook(ctx);
     expect(result.warnings).toHaveLength(1);
     expect(result.warnings[0]).toMatch(new RegExp(`^facebook:${id}: .*code 100`));
@@ -142,7 +131,7 @@ describe('YouTube collector', () => {
     cleanups.push(() => yt.close());
     const crier = await startCrier(testConfig({ env: youtubeEnv(yt) }), { workers: false });
     cleanups.push(() => crier.close());
-    const ctx = collectContext(crier, () => now);
+    const ctx = context(crier, 'youtube', () => now);
     const result = await collectYoutube(ctx);
     const today = periodOf('day', now, crier.config.timezone).key;
     const get = async (measure: string, subject?: string) => (await ctx.store.get({ measure, period: today, subject }))?.value;
@@ -168,7 +157,7 @@ describe('YouTube collector', () => {
     yt.hiddenSubscribers = true;
     const crier = await startCrier(testConfig({ env: youtubeEnv(yt) }), { workers: false });
     cleanups.push(() => crier.close());
-    const ctx = collectContext(crier);
+    const ctx = context(crier, 'youtube');
     const result = await collectYoutube(ctx);
     expect(result.warnings).toEqual(['the channel hides its subscriber count: youtube.subscribers is missing for today']);
     expect(await ctx.store.count('youtube.subscribers')).toBe(0);
@@ -182,7 +171,7 @@ describe('YouTube collector', () => {
     const crier = await startCrier(testConfig({ env: youtubeEnv(yt) }), { workers: false });
     cleanups.push(() => crier.close());
     const now = new Date('2026-11-23T17:00:00Z'); // 09:00 in California (PST)
-    const err = await collectYoutube(collectContext(crier, () => now)).catch((e: unknown) => e);
+    const err = await collectYoutube(context(crier, 'youtube', () => now)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RateLimitedError);
     expect((err as RateLimitedError).resetAt.toISOString()).toBe('2026-11-24T08:00:00.000Z');
     expect((err as Error).message).toMatch(/^YouTube daily quota used up: waiting for the reset at midnight Pacific time \(2026-11-24T08:00:00\.000Z\)/);
@@ -191,8 +180,47 @@ describe('YouTube collector', () => {
 
     const bad = await startCrier(testConfig({ env: { ...youtubeEnv(yt), YOUTUBE_API_KEY: 'wrong' } }), { workers: false });
     cleanups.push(() => bad.close());
-    const reauth = await collectYoutube(collectContext(bad)).catch((e: unknown) => e);
+    const reauth = await collectYoutube(context(bad, 'youtube')).catch((e: unknown) => e);
     expect(reauth).toBeInstanceOf(NeedsReauthError);
     expect((reauth as Error).message).toMatch(/^reconnect account: YouTube refused the API key: API key not valid/);
   });
+});
+
+describe('crier metrics collect --source facebook|youtube (the built CLI)', () => {
+  it('collects both sources into the store; a spent YouTube quota shows in metrics status until Pacific midnight', async () => {
+    const graph = await startFakeGraphApi({ followers: 777 });
+    const yt = await startFakeYoutubeApi({ videos: videos(3, new Date()) });
+    cleanups.push(() => graph.close(), () => yt.close());
+    const env = { ...facebookEnv(graph), ...youtubeEnv(yt) };
+    const crier = await startCrier(testConfig({ env }), { workers: false });
+    cleanups.push(() => crier.close());
+
+    const fb = await runCrier(crier.config, ['metrics', 'collect', '--source', 'facebook'], env);
+    expect(fb.code, fb.stderr).toBe(0);
+    expect(fb.stdout).toMatch(/^facebook: \d+ observations/m);
+    const ytRun = await runCrier(crier.config, ['metrics', 'collect', '--source', 'youtube'], env);
+    expect(ytRun.code, ytRun.stderr).toBe(0);
+    expect(ytRun.stdout).toMatch(/^youtube: 9 observations/m);
+
+    const exported = await runCrier(crier.config, ['metrics', 'export', '--format', 'ndjson'], env);
+    const rows = exported.stdout.trim().split('\n').map((l) => JSON.parse(l) as { measure: string; subject: string; value: number });
+    const value = (measure: string) => rows.find((r) => r.measure === measure && r.subject === '')?.value;
+    expect(value('facebook.followers')).toBe(777);
+    expect(value('youtube.subscribers')).toBe(2750);
+    expect(value('youtube.views')).toBe(918_204);
+    expect(value('youtube.videos')).toBe(3);
+    expect(graph.removedMetricRequests).toEqual([]);
+
+    yt.quota = 0;
+    const spent = await runCrier(crier.config, ['metrics', 'collect', '--source', 'youtube'], env);
+    expect(spent.code).not.toBe(0);
+    expect(spent.stderr).toMatch(/youtube: failed: YouTube daily quota used up: waiting for the reset at midnight Pacific time/);
+    const status = await runCrier(crier.config, ['metrics', 'status'], env);
+    const reset = nextQuotaReset(new Date());
+    const block = status.stdout.slice(status.stdout.indexOf('youtube:'));
+    expect(block).toMatch(/last failure: .*YouTube daily quota used up/);
+    expect(block).toContain(`rate limited until ${localDate(reset, crier.config.timezone)}`);
+    // The earlier figures stay.
+    expect(await crier.handle.redis.exists(`${crier.config.redis_prefix}:obs:youtube.subscribers`)).toBe(1);
+  }, 60_000);
 });

@@ -1,7 +1,7 @@
 import { channelErrorOf, graphClient, type GraphClient } from '../../channels/facebook/graph.js';
 import type { ObservationInput } from '../../src/domain/observations.js';
 import { localDate, periodOf, previousPeriod } from '../../src/domain/periods.js';
-import { listCampaigns, sentIds } from '../../src/domain/campaigns.js';
+import { sentPosts } from './sent-posts.js';
 import { PermanentError, TransientError, type CollectContext, type CollectorDefinition, type CollectResult } from './types.js';
 
 /**
@@ -27,17 +27,6 @@ const SOURCE = 'facebook';
 
 interface InsightsAnswer {
   data?: Array<{ name?: unknown; values?: Array<{ value?: unknown; end_time?: unknown }> }>;
-}
-
-/** A Facebook post Crier sent (the channel's post id), with the campaign's send time. */
-async function sentFacebookPosts(ctx: CollectContext, since: Date): Promise<Array<{ postId: string; sentAt: Date }>> {
-  const out: Array<{ postId: string; sentAt: Date }> = [];
-  for (const c of await listCampaigns(ctx.redis, ctx.prefix, 10_000)) {
-    if (!('facebook' in c.channels) || c.sendAt < since) continue;
-    const postId = (await sentIds(ctx.redis, ctx.prefix, c.id))['facebook:-'];
-    if (postId) out.push({ postId, sentAt: c.sendAt });
-  }
-  return out;
 }
 
 const count = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined);
@@ -100,7 +89,7 @@ export async function collectFacebook(ctx: CollectContext): Promise<CollectResul
   for (const [week, value] of weekViews) obs({ measure: 'facebook.views', period: week, value, meta: { from: 'page_media_view' } });
 
   const weekEngagements = new Map<string, number>();
-  for (const post of await sentFacebookPosts(ctx, new Date(now.getTime() - POST_DAYS * 86_400_000))) {
+  for (const post of await sentPosts(ctx.redis, ctx.prefix, 'facebook', new Date(now.getTime() - POST_DAYS * 86_400_000), now)) {
     const subject = `facebook:${post.postId}`;
     const week = periodOf('week', post.sentAt, zone);
     const postPath = `/${encodeURIComponent(post.postId)}`;
