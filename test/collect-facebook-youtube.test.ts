@@ -70,13 +70,15 @@ describe('Facebook collector', () => {
     expect(await get('facebook.followers', lastWeekDays[0]!)).toBe(5000);
     expect(await get('facebook.followers', lastWeekDays[1]!)).toBe(4999);
     expect(await get('facebook.followers', lastWeekDays[2]!)).toBe(5002);
-    expect(await get('facebook.views', lastWeek.key)).toBe(600);
-    expect(await get('facebook.views', thisWeek.key)).toBe(70);
-    const sentWeek = periodOf('week', now, zone).key;
-    expect(await get('facebook.views', sentWeek, `facebook:${ids[0]}`)).toBe(1500);
-    expect(await get('facebook.engagements', sentWeek, `facebook:${ids[0]}`)).toBe(50);
-    expect(await get('facebook.engagements', sentWeek, `facebook:${ids[1]}`)).toBe(5);
-    expect(await get('facebook.engagements', sentWeek)).toBe(55);
+    expect(await get('facebook.page_views', lastWeek.key)).toBe(600);
+    expect(await get('facebook.page_views', thisWeek.key)).toBe(70);
+    // Per post: its figures so far, on the day collected; per week sent: the totals of Crier's posts.
+    const today = periodOf('day', now, zone).key;
+    expect(await get('facebook.views', today, `facebook:${ids[0]}`)).toBe(1500);
+    expect(await get('facebook.engagements', today, `facebook:${ids[0]}`)).toBe(50);
+    expect(await get('facebook.engagements', today, `facebook:${ids[1]}`)).toBe(5);
+    expect(await get('facebook.views', thisWeek.key)).toBe(1720);
+    expect(await get('facebook.engagements', thisWeek.key)).toBe(55);
 
     // Only the current metric names went out, and the fake would have refused the removed ones.
     const asked = graph.requests.filter((r) => r.path.endsWith('/insights')).flatMap((r) => (r.query.metric ?? '').split(','));
@@ -105,7 +107,7 @@ describe('Facebook collector', () => {
     const ctx = context(crier, 'facebook');
     const result = await collectFacebook(ctx);
     expect(result.warnings).toHaveLength(1);
-    expect(result.warnings[0]).toMatch(new RegExp(`^facebook:${id}: .*code 100`));
+    expect(result.warnings[0]).toMatch(new RegExp(`^post ${id} \\(campaign ${c.id}\\): .*code 100`));
     expect(await ctx.store.get({ measure: 'facebook.followers', period: periodOf('day', new Date(), crier.config.timezone) })).toBeDefined();
 
     graph.failNext(190);

@@ -1,21 +1,21 @@
 import { channelErrorOf, graphClient, type GraphClient } from '../../channels/facebook/graph.js';
 import type { ObservationInput } from '../../src/domain/observations.js';
 import { localDate, periodOf, previousPeriod } from '../../src/domain/periods.js';
-import { sentPosts } from './sent-posts.js';
+import { postObservations, sentPosts, type PostReading } from './sent-posts.js';
 import { PermanentError, TransientError, type CollectContext, type CollectorDefinition, type CollectResult } from './types.js';
 
 /**
  * Facebook Page (Graph API, the Page token the channel posts with):
  *  - followers: `GET /{page}?fields=followers_count` → facebook.followers today
  *  - Page insights `page_media_view` and `page_follows` by day since the start
- *    of last week → facebook.views per week (Page-wide), and facebook.followers
- *    for earlier days Crier did not read itself. Only these names: Meta
+ *    of last week → facebook.page_views per week (everything on the Page), and
+ *    facebook.followers for earlier days Crier did not read itself. Only these names: Meta
  *    removed page_impressions* and page_fans* on 15 November 2025 (asking for
  *    them is error 100, "invalid metric").
  *  - per post Crier sent in the last POST_DAYS days: `post_media_view`
  *    (lifetime) and reactions + comments + shares → facebook.views and
- *    facebook.engagements with subject `facebook:<post id>`, in the week sent,
- *    and facebook.engagements per week for all of them.
+ *    facebook.engagements, per post and per week sent, the way every social
+ *    collector keeps them (postObservations).
  * A deleted post is a warning, not a failed run.
  */
 
@@ -86,17 +86,14 @@ export async function collectFacebook(ctx: CollectContext): Promise<CollectResul
       }
     }
   }
-  for (const [week, value] of weekViews) obs({ measure: 'facebook.views', period: week, value, meta: { from: 'page_media_view' } });
+  for (const [week, value] of weekViews) obs({ measure: 'facebook.page_views', period: week, value, meta: { from: 'page_media_view' } });
 
-  const weekEngagements = new Map<string, number>();
-  for (const post of await sentPosts(ctx.redis, ctx.prefix, 'facebook', new Date(now.getTime() - POST_DAYS * 86_400_000), now)) {
-    const subject = `facebook:${post.postId}`;
-    const week = periodOf('week', post.sentAt, zone);
+  const since = new Date(now.getTime() - POST_DAYS * 86_400_000);
+  const readings: PostReading[] = [];
+  for (const post of await sentPosts(ctx.redis, ctx.prefix, 'facebook', since, now)) {
     const postPath = `/${encodeURIComponent(post.postId)}`;
     try {
       const views = (await get(graph, `${postPath}/insights`, { metric: POST_METRIC, period: 'lifetime' })) as InsightsAnswer;
-      const value = count(views.data?.find((d) => d.name === POST_METRIC)?.values?.[0]?.value);
-      if (value !== undefined) obs({ measure: 'facebook.views', subject, period: week, value });
       const p = (await get(graph, postPath, { fields: 'reactions.summary(total_count).limit(0),comments.summary(total_count).limit(0),shares' })) as {
         reactions?: { summary?: { total_count?: unknown } };
         comments?: { summary?: { total_count?: unknown } };
@@ -104,24 +101,21 @@ export async function collectFacebook(ctx: CollectContext): Promise<CollectResul
       };
       const reactions = count(p.reactions?.summary?.total_count);
       const comments = count(p.comments?.summary?.total_count);
-      if (reactions === undefined || comments === undefined) {
-        warnings.push(`${subject}: Facebook gave no reaction or comment totals`);
-        continue;
-      }
-      // Graph leaves `shares` out for a post nobody shared.
-      const engagements = reactions + comments + (count(p.shares?.count) ?? 0);
-      obs({ measure: 'facebook.engagements', subject, period: week, value: engagements });
-      weekEngagements.set(week.key, (weekEngagements.get(week.key) ?? 0) + engagements);
+      readings.push({
+        post,
+        values: {
+          'facebook.views': count(views.data?.find((d) => d.name === POST_METRIC)?.values?.[0]?.value),
+          // Graph leaves `shares` out for a post nobody shared.
+          'facebook.engagements': reactions !== undefined && comments !== undefined ? reactions + comments + (count(p.shares?.count) ?? 0) : undefined,
+        },
+      });
     } catch (err) {
       // A deleted or hidden post (error 100) is that post's problem; a refused token or a rate limit stops the run.
-      if (err instanceof PermanentError) {
-        warnings.push(`${subject}: ${err instanceof Error ? err.message : String(err)}`);
-        continue;
-      }
-      throw err;
+      if (!(err instanceof PermanentError)) throw err;
+      warnings.push(`post ${post.postId} (campaign ${post.campaignId}): ${err.message}`);
     }
   }
-  for (const [week, value] of weekEngagements) obs({ measure: 'facebook.engagements', period: week, value });
+  out.push(...postObservations({ network: 'facebook', source: SOURCE, readings, now, zone, windowStart: since }));
 
   await ctx.store.recordMany(out);
   return { observations: out.length, warnings, calls };
@@ -130,7 +124,7 @@ export async function collectFacebook(ctx: CollectContext): Promise<CollectResul
 export const facebookCollector: CollectorDefinition = {
   source: SOURCE,
   description: 'Facebook Page: followers, views (page_media_view, post_media_view), engagements of the posts Crier sent',
-  measures: ['facebook.followers', 'facebook.views', 'facebook.engagements'],
+  measures: ['facebook.followers', 'facebook.views', 'facebook.engagements', 'facebook.page_views'],
   cron: '35 */6 * * *',
   unconfigured: (config) => (config.facebook.pageId && config.facebook.pageToken ? undefined : 'set FACEBOOK_PAGE_ID and FACEBOOK_PAGE_TOKEN'),
   create: () => ({ source: SOURCE, run: collectFacebook }),
