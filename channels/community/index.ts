@@ -70,7 +70,7 @@ function retryAfter(header: string | null, now: Date): Date {
   return Number.isFinite(at) ? new Date(at) : new Date(now.getTime() + 60_000);
 }
 
-async function postToGateway(url: string, message: GatewayMessage, key: string, now: Date): Promise<void> {
+export async function postToGateway(url: string, message: GatewayMessage, key: string, now: Date): Promise<void> {
   let res: Response;
   try {
     res = await fetch(url, {

@@ -52,6 +52,7 @@ export async function runImport(
   let shown = false;
   const result = await importSubscribers(ctx.redis.redis, ctx.redis.prefix, file, checkListName(list), {
     rejectsDir: path.join(ctx.config.dataDir, 'rejects'),
+    phoneCountry: ctx.config.sms.default_country,
     onEvent: auditHook(ctx),
     onProgress: (soFar, line) => {
       if (!tty || Date.now() - shownAt < 1000) return;
@@ -79,7 +80,7 @@ export function registerSubscriberCommands(program: Command): void {
 
   subs
     .command('import')
-    .description('import subscribers from a CSV file (columns: email,name,area,topics)')
+    .description('import subscribers from a CSV file (columns: email,name,area,topics; optional phone for SMS)')
     .argument('<file>', 'CSV file with a header row')
     .requiredOption('--list <name>', 'list to add them to')
     .action(async (file: string, opts: { list: string }) => {
