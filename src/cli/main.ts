@@ -5,6 +5,7 @@ import { registerAuditCommand } from './audit.js';
 import { registerCampaignCommands } from './campaign.js';
 import { registerRunCommands } from './run.js';
 import { registerSubscriberCommands } from './subscribers.js';
+import { registerUserCommands } from './users.js';
 
 const program = new Command('crier')
   .description('Multi-channel communications scheduler and measures-of-success collector')
@@ -16,6 +17,7 @@ registerRunCommands(program);
 registerCampaignCommands(program);
 registerSubscriberCommands(program);
 registerAuditCommand(program);
+registerUserCommands(program);
 
 try {
   await program.parseAsync(process.argv);
