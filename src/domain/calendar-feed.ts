@@ -49,5 +49,7 @@ export function renderCalendar(campaigns: Campaign[], opts: { name: string; publ
       sequence: c.version,
     });
   }
-  return cal.toString();
+  // RFC 5545 ends every content line, the last included, with CRLF; ical-generator leaves the last bare.
+  const text = cal.toString();
+  return text.endsWith('\r\n') ? text : `${text}\r\n`;
 }
