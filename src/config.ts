@@ -4,6 +4,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { UserError } from './errors.js';
 import { parseLocalTime } from './time.js';
+import { catalogueFor, metricsDefaults, metricsSchema } from './metrics-config.js';
 
 /**
  * The one place that reads the configuration file and the environment.
@@ -73,6 +74,7 @@ const fileSchema = z
       })
       .strict()
       .default({ cron: '0 8 * * 1', recipients: [] }),
+    metrics: metricsSchema.default(metricsDefaults),
   })
   .strict();
 
@@ -98,6 +100,9 @@ const envSchema = z.object({
   PLAUSIBLE_URL: z.string().url().optional(),
   PLAUSIBLE_API_KEY: z.string().optional(),
   PLAUSIBLE_SITE_ID: z.string().optional(),
+  MATOMO_URL: z.string().url().optional(),
+  MATOMO_TOKEN: z.string().optional(),
+  MATOMO_SITE_ID: z.string().optional(),
 });
 
 export type FileConfig = z.infer<typeof fileSchema>;
@@ -128,6 +133,7 @@ export interface Config extends Omit<FileConfig, 'channels' | 'purdah'> {
   twitter: { apiBase: string; appKey?: string; appSecret?: string; accessToken?: string; accessSecret?: string };
   mastodon: { url?: string; token?: string };
   plausible: { url?: string; apiKey?: string; siteId?: string };
+  matomo: { url?: string; token?: string; siteId?: string };
   channelSettings(name: string): ChannelSettings;
 }
 
@@ -187,6 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       field: 'timezone',
     });
   }
+  catalogueFor(f.metrics, configFile);
   const dataDir = path.resolve(cwd, e.CRIER_DATA_DIR);
   const { channels, purdah, ...rest } = f;
   const where = (i: number, field: string) => ({ file: configFile, field: `purdah.${i}.${field}` });
@@ -220,7 +227,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       accessSecret: e.TWITTER_ACCESS_SECRET,
     },
     mastodon: { url: e.MASTODON_URL?.replace(/\/+$/, ''), token: e.MASTODON_TOKEN },
-    plausible: { url: e.PLAUSIBLE_URL, apiKey: e.PLAUSIBLE_API_KEY, siteId: e.PLAUSIBLE_SITE_ID },
+    plausible: { url: e.PLAUSIBLE_URL?.replace(/\/+$/, ''), apiKey: e.PLAUSIBLE_API_KEY, siteId: e.PLAUSIBLE_SITE_ID },
+    matomo: { url: e.MATOMO_URL, token: e.MATOMO_TOKEN, siteId: e.MATOMO_SITE_ID },
     channelSettings: (name: string) => channels[name] ?? defaults,
   };
   return Object.freeze(config);

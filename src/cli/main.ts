@@ -6,6 +6,7 @@ import { registerCampaignCommands } from './campaign.js';
 import { registerRunCommands } from './run.js';
 import { registerSubscriberCommands } from './subscribers.js';
 import { registerUserCommands } from './users.js';
+import { registerMetricsCommands } from './metrics.js';
 
 const program = new Command('crier')
   .description('Multi-channel communications scheduler and measures-of-success collector')
@@ -18,6 +19,7 @@ registerCampaignCommands(program);
 registerSubscriberCommands(program);
 registerAuditCommand(program);
 registerUserCommands(program);
+registerMetricsCommands(program);
 
 try {
   await program.parseAsync(process.argv);
