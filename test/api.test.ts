@@ -4,6 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../src/config.js';
 import { addAccount, createToken, setPassword, type Role } from '../src/domain/accounts.js';
 import { calendarSecret } from '../src/domain/calendar-feed.js';
+import { ObservationStore } from '../src/domain/observations.js';
+import { periodOf, previousPeriod } from '../src/domain/periods.js';
+import { catalogueFor } from '../src/metrics-config.js';
 import { connectRedis, type RedisHandle } from '../src/redis/connection.js';
 import { buildServer } from '../src/server/index.js';
 import { londonIn } from './helpers/crier.js';
@@ -273,6 +276,33 @@ describe('browser sessions', () => {
     expect((await b.request('POST', '/dashboard/password', { _csrf: b.csrf, password: 'short', confirm: 'short' })).statusCode).toBe(400);
     expect((await b.request('POST', '/dashboard/password', { _csrf: b.csrf, password: PASSWORD, confirm: PASSWORD })).statusCode).toBe(303);
     expect((await b.request('GET', '/dashboard/calendar')).statusCode).toBe(200);
+  });
+});
+
+describe('measures', () => {
+  it('catalogue, observations and export over the API; the page shows week on week and "no data" as such', async () => {
+    const catalogue = catalogueFor(config.metrics);
+    const store = new ObservationStore(handle.redis, handle.prefix, catalogue, { zone: config.timezone });
+    const week = periodOf('week', new Date(), config.timezone);
+    const last = previousPeriod(week);
+    await store.record({ measure: 'website.visits', period: week.key, value: 1200, source: 'manual' });
+    await store.record({ measure: 'website.visits', period: last.key, value: 1000, source: 'manual' });
+    expect((await api('viewer', 'GET', '/api/v1/measures')).json<Array<{ name: string }>>().map((m) => m.name)).toContain('website.visits');
+    const obs = await api('viewer', 'GET', `/api/v1/measures/observations?measure=website.visits&from=${last.key}`);
+    expect(obs.json<Array<{ period: string; value: number }>>().map((o) => [o.period, o.value])).toEqual([[last.key, 1000], [week.key, 1200]]);
+    expect((await api('viewer', 'GET', '/api/v1/measures/observations?measure=website.nope')).statusCode).toBe(400);
+    const csv = await api('viewer', 'GET', '/api/v1/measures/export?measure=website.visits&format=csv');
+    expect(csv.body.trim().split('\n')).toHaveLength(3);
+
+    const b = new Browser();
+    await b.login('viewer');
+    const page = await b.request('GET', '/dashboard/measures');
+    expect(page.statusCode).toBe(200);
+    const row = (name: string) => new RegExp(`data-measure="${name.replace('.', '\\.')}"[\\s\\S]*?</tr>`).exec(page.body)?.[0] ?? '';
+    expect(row('website.visits')).toContain('1,200');
+    expect(row('website.visits')).toContain('+20%');
+    expect(row('website.pageviews')).toContain('no data');
+    expect(row('website.pageviews')).not.toMatch(/>0</);
   });
 });
 

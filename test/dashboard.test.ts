@@ -4,6 +4,9 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addAccount, setPassword, type Role } from '../src/domain/accounts.js';
 import { importSubscribers } from '../src/domain/audience.js';
+import { ObservationStore } from '../src/domain/observations.js';
+import { periodOf, previousPeriod } from '../src/domain/periods.js';
+import { catalogueFor } from '../src/metrics-config.js';
 import { chromiumPath, launchChromium } from './helpers/chromium.js';
 import { londonIn } from './helpers/crier.js';
 import { startRig, type Rig } from './helpers/rig.js';
@@ -210,6 +213,26 @@ describe.skipIf(!executable)('dashboard in headless Chromium', () => {
       await shot(page, 'audience-phone');
       await page.setViewportSize(DESKTOP);
       await shot(page, 'audience-desktop');
+
+      // Eight weeks of a few measures (one week missing), the rest empty: "no data", never 0.
+      const { config, handle } = rig.crier;
+      const store = new ObservationStore(handle.redis, handle.prefix, catalogueFor(config.metrics), { zone: config.timezone });
+      const week = periodOf('week', new Date(), config.timezone);
+      const visits = [880, 910, 1020, 990, 1130, 1210, 1190, 1310];
+      for (let i = 0; i < 8; i++) {
+        const p = previousPeriod(week, 7 - i);
+        await store.record({ measure: 'website.visits', period: p.key, value: visits[i]!, source: 'manual' });
+        if (i !== 5) await store.record({ measure: 'email.list_size', period: p.key, dimensions: { list: 'news' }, value: 400 + i * 12, source: 'manual' });
+        await store.record({ measure: 'website.bounce_rate', period: p.key, value: 48 - i, source: 'manual' });
+      }
+      await page.goto(`${rig.baseUrl}/dashboard/measures`);
+      const visitsRow = page.locator('tr[data-measure="website.visits"]');
+      expect(await visitsRow.innerText()).toContain('1,310');
+      expect(await page.locator('tr[data-measure="website.pageviews"]').innerText()).toContain('no data');
+      await shot(page, 'measures-desktop');
+      await page.setViewportSize(PHONE);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
+      await shot(page, 'measures-phone');
       // Keyboard: the skip link is the first stop and lands on the main content.
       await page.keyboard.press('Tab');
       expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');

@@ -21,6 +21,7 @@ import { authRoutes } from './auth/routes.js';
 import { calendarFeedRoutes } from './calendar-feed.js';
 import { dashboardAudience } from './dashboard/audience.js';
 import { dashboardCampaigns } from './dashboard/campaigns.js';
+import { measuresApi, measuresPage } from './measures-routes.js';
 import { viewsDir } from './dashboard/render.js';
 import type { ServerDeps } from './deps.js';
 
@@ -47,6 +48,7 @@ function dashboard(deps: ServerDeps): FastifyPluginAsync {
     await app.register(authRoutes(deps, { max: config.dashboard.login_attempts, timeWindow: config.dashboard.login_window_minutes * 60_000 }));
     await app.register(dashboardCampaigns(deps));
     await app.register(dashboardAudience(deps));
+    await app.register(measuresPage(deps));
   };
 }
 
@@ -72,6 +74,7 @@ export async function registerWeb(app: FastifyInstance, config: Config, handle: 
   await registerAuth(app, { redis: handle.redis, prefix: handle.prefix, secret: config.secret, publicUrl: config.publicUrl });
   await registerOpenApi(app);
   await app.register(apiRoutes(deps));
+  await app.register(measuresApi(deps), { prefix: '/api/v1' });
   await app.register(dashboard(deps));
   await app.register(calendarFeedRoutes(deps));
   await app.register(roleScope('admin', bullBoard(deps)));
