@@ -74,6 +74,14 @@ const fileSchema = z
       })
       .strict()
       .default({ default_country: 'GB' }),
+    dashboard: z
+      .object({
+        /** Sign-in attempts per address and account in login_window_minutes. */
+        login_attempts: z.number().int().min(1).max(1000).default(10),
+        login_window_minutes: z.number().int().min(1).max(1440).default(15),
+      })
+      .strict()
+      .default({ login_attempts: 10, login_window_minutes: 15 }),
     digest: z
       .object({
         cron: z.string().default('0 8 * * 1'),

@@ -24,10 +24,15 @@ import { writeLineAsync } from './output.js';
 type Ctx = Pick<CliContext, 'config' | 'redis' | 'out'>;
 
 function auditHook(ctx: Ctx): AudienceEventHook {
+  return audienceAuditHook(ctx, ctx.config.user);
+}
+
+/** Audience changes to the audit log as `actor` (the CLI's user, or the API's signed-in account). */
+export function audienceAuditHook(ctx: Pick<CliContext, 'redis'>, actor: string): AudienceEventHook {
   return async (action, detail) => {
     const { list, id, ...rest } = detail;
     await appendAudit(ctx.redis.redis, ctx.redis.prefix, {
-      actor: ctx.config.user,
+      actor,
       action,
       subject: String(list ?? id ?? ''),
       detail: rest,
