@@ -7,7 +7,7 @@ import type { RedisHandle } from '../src/redis/connection.js';
 import { Scheduler } from '../src/scheduler.js';
 import { formatLocal } from '../src/time.js';
 import { BODY, SUBJECT } from './content.js';
-import { cpuOfPid, cpuOfRedis, median, spread, spawnWorker, stopChild, type SinkProcess } from './procs.js';
+import { cpuOfPid, cpuOfRedis, median, memoryOf, spread, spawnWorker, stopChild, type SinkProcess } from './procs.js';
 
 /**
  * One measured Crier send for the fan-out benchmarks: `workers` separate
@@ -23,6 +23,8 @@ export interface Run {
   secs: number;
   /** CPU µs per message: sender process(es), sink process, redis-server. */
   cpu: { sender: number; sink: number; redis: number };
+  /** Peak RSS (VmHWM) of the largest worker process over the whole send, planning and delivery. */
+  peakRss: number;
 }
 
 export async function runCrier(config: Config, handle: RedisHandle, sink: SinkProcess, stats: Redis, n: number, label: string, workers = 1): Promise<Run> {
@@ -54,6 +56,7 @@ export async function runCrier(config: Config, handle: RedisHandle, sink: SinkPr
     const run: Run = {
       secs: (s.lastAt - sendAt) / 1000,
       cpu: { sender: (senderCpu() - worker0) / n, sink: (cpuOfPid(sink.pid) - sink0) / n, redis: ((await cpuOfRedis(stats)) - redis0) / n },
+      peakRss: Math.max(...procs.map((p) => memoryOf(p.pid!).hwm)),
     };
     if (status !== 'sent') throw new Error(`campaign ended ${status}`);
     const after = await sink.stats();
@@ -70,5 +73,6 @@ export function describeRuns(label: string, runs: Run[], n: number): string {
   const rate = runs.map((r) => n / r.secs);
   const cpu = (k: keyof Run['cpu']) => median(runs.map((r) => r.cpu[k]));
   const total = median(runs.map((r) => r.cpu.sender + r.cpu.sink + r.cpu.redis));
-  return `${label}: ${spread(rate, (x) => x.toFixed(0))} msg/s; CPU per message ${total.toFixed(0)} µs (sender ${cpu('sender').toFixed(0)}, sink ${cpu('sink').toFixed(0)}, redis ${cpu('redis').toFixed(0)})`;
+  const rss = runs.some((r) => r.peakRss > 0) ? `; worker peak RSS ${(Math.max(...runs.map((r) => r.peakRss)) / 1048576).toFixed(0)} MB` : '';
+  return `${label}: ${spread(rate, (x) => x.toFixed(0))} msg/s; CPU per message ${total.toFixed(0)} µs (sender ${cpu('sender').toFixed(0)}, sink ${cpu('sink').toFixed(0)}, redis ${cpu('redis').toFixed(0)})${rss}`;
 }

@@ -40,6 +40,7 @@ async function runBaseline(config: Config, sink: SinkProcess, stats: Redis, n: n
   const s = await sink.waitFor(n);
   const run: Run = {
     secs: (s.lastAt - done.startedAt) / 1000,
+    peakRss: 0,
     cpu: { sender: (done.cpu.user + done.cpu.system) / n, sink: (cpuOfPid(sink.pid) - sink0) / n, redis: ((await cpuOfRedis(stats)) - redis0) / n },
   };
   await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(null)));

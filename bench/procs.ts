@@ -25,6 +25,13 @@ export function cpuOfPid(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) / USER_HZ) * 1e6;
 }
 
+/** VmRSS and VmHWM (the kernel's own peak) of a live process, in bytes (Linux /proc). */
+export function memoryOf(pid: number): { rss: number; hwm: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
 /** redis-server's own CPU so far (INFO cpu, main and background threads), in microseconds. */
 export async function cpuOfRedis(redis: Redis): Promise<number> {
   const info = await redis.info('cpu');
