@@ -7,7 +7,7 @@ import { createLogger } from '../src/log.js';
 import { connectRedis } from '../src/redis/connection.js';
 import { describeRuns, runCrier, type Run } from './crier-run.js';
 import { arg, benchConfig, startRedis, writeAudienceCsv } from './lib.js';
-import { cpuOfPid, cpuOfRedis, crierEnv, median, startSinkProcess, type SinkProcess } from './procs.js';
+import { cpuOfPid, cpuOfRedis, crierEnv, median, nodeArgs, startSinkProcess, type SinkProcess } from './procs.js';
 
 /**
  * Crier's email fan-out against a bare pooled nodemailer loop, measured fairly:
@@ -29,7 +29,7 @@ async function runBaseline(config: Config, sink: SinkProcess, stats: Redis, n: n
   await sink.reset();
   const sink0 = cpuOfPid(sink.pid);
   const redis0 = await cpuOfRedis(stats);
-  const child = fork(path.join(import.meta.dirname, 'baseline-main.js'), [], { env: crierEnv(config, { BASELINE_N: String(n) }), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(path.join(import.meta.dirname, 'baseline-main.js'), [], { env: crierEnv(config, { BASELINE_N: String(n) }), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: nodeArgs() });
   const done = await new Promise<{ startedAt: number; cpu: NodeJS.CpuUsage }>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`baseline exited (${code}) before it finished`)));
     child.on('message', (m: { type: string; startedAt: number; cpu: NodeJS.CpuUsage }) => {

@@ -105,6 +105,9 @@ export async function startSinkProcess(opts: { delayMs?: number; record?: boolea
   };
 }
 
+/** Extra node flags for the measured processes: BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles them. */
+export const nodeArgs = (): string[] => (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
 /** The environment a `crier` child process gets: only what it needs, as on another machine. */
 export function crierEnv(config: Config, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return {
@@ -123,7 +126,7 @@ export function crierEnv(config: Config, extra: Record<string, string> = {}): No
 
 /** `crier worker --queues …` as its own process; resolves once its workers have started. */
 export function spawnWorker(config: Config, queues: string[], extra: Record<string, string> = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CLI, 'worker', '--queues', queues.join(',')], { env: crierEnv(config, extra), stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs(), CLI, 'worker', '--queues', queues.join(',')], { env: crierEnv(config, extra), stdio: ['ignore', 'ignore', 'pipe'] });
   return new Promise((resolve, reject) => {
     const lines: string[] = [];
     child.once('exit', (code) => reject(new Error(`worker exited (${code}):\n${lines.slice(-20).join('\n')}`)));
