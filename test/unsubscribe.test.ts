@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { getSubscriber, importSubscribers, isSuppressed, listOptOutField, subscriberId } from '../src/domain/audience.js';
 import { readAudit } from '../src/domain/audit.js';
 import { signUnsubscribeToken } from '../src/domain/unsubscribe-token.js';
+import { deriveKey } from '../src/keys.js';
 import { audienceBatches } from '../workers/plan.js';
 import { testConfig } from './helpers/context.js';
 import { startCrier, type TestCrier } from './helpers/crier.js';
@@ -89,7 +90,7 @@ describe('one-click unsubscribe', () => {
       expect(res.status).toBe(200);
       expect(await res.text()).toMatch(/unsubscribed from every list/);
       expect((await getSubscriber(redis, prefix, subscriberId(email)))?.status).toBe('unsubscribed');
-      expect(await isSuppressed(redis, prefix, email)).toBe(true);
+      expect(await isSuppressed(redis, prefix, email, deriveKey(c.config.secret, 'suppression'))).toBe(true);
     }
   });
 });

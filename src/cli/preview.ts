@@ -6,6 +6,7 @@ import { withOverrides } from '../config.js';
 import { getRecipients } from '../domain/audience.js';
 import { getCampaign } from '../domain/campaigns.js';
 import { campaignEmbargo, channelStartsAt } from '../domain/embargo.js';
+import { deriveKey } from '../keys.js';
 import { formatLocal } from '../time.js';
 import { audienceBatches } from '../../workers/plan.js';
 import { withContext } from './context.js';
@@ -46,7 +47,7 @@ export function registerPreviewCommand(campaign: Command): void {
           if (def.audience) {
             recipient = SAMPLE;
             for await (const { ids } of audienceBatches(ctx.redis.redis, ctx.redis.prefix, def.audience(content), 10)) {
-              recipient = (await getRecipients(ctx.redis.redis, ctx.redis.prefix, ids)).find((r) => r !== null) ?? SAMPLE;
+              recipient = (await getRecipients(ctx.redis.redis, ctx.redis.prefix, ids, deriveKey(ctx.config.secret, 'suppression'))).find((r) => r !== null) ?? SAMPLE;
               break;
             }
           }

@@ -7,7 +7,7 @@ import { UserError } from '../errors.js';
 import {
   audienceKeys,
   checkListName,
-  emailHash,
+  suppressionHashes,
   emailProblem,
   luaScript,
   runScript,
@@ -43,6 +43,8 @@ export interface ImportOptions {
   onEvent?: AudienceEventHook;
   /** Called after each batch with the counts so far and the file line reached. */
   onProgress?: (soFar: Readonly<ImportResult>, line: number) => void;
+  /** The derived 'suppression' key: the suppression list is checked with keyed hashes. */
+  suppressionKey?: Buffer;
 }
 
 type Column = 'email' | 'name' | 'area' | 'topics';
@@ -58,7 +60,7 @@ const ALIASES: Record<string, Column> = {
 };
 const MAX_LEN: Record<Exclude<Column, 'email'>, number> = { name: 200, area: 100, topics: 500 };
 
-// One call per batch (rows as ARGV groups of 6, their hash keys after the 5 fixed keys).
+// One call per batch (rows as ARGV groups of 7, their hash keys after the 5 fixed keys).
 // New subscribers get consent and a sequence number; existing ones keep consent and take
 // non-empty new values; unsubscribed or suppressed ones (or, for this list, those who
 // unsubscribed from it: field unsub:<list>) are never touched.
@@ -67,9 +69,11 @@ const UPSERT = luaScript(`
 local out = {}
 local list, source, now = ARGV[1], ARGV[2], ARGV[3]
 for r = 1, #KEYS - 5 do
-  local key, a = KEYS[5 + r], 3 + (r - 1) * 6
-  local id, hash, email, name, area, topics = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
+  local key, a = KEYS[5 + r], 3 + (r - 1) * 7
+  local id, hash, email, name, area, topics, legacy = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
   local status = redis.call('HGET', key, 'status')
+  -- A suppression entry from before the keyed hash is replaced by the keyed one.
+  if legacy ~= hash and redis.call('SREM', KEYS[4], legacy) == 1 then redis.call('SADD', KEYS[4], hash) end
   if status == 'unsubscribed' or redis.call('SISMEMBER', KEYS[4], hash) == 1 or redis.call('HEXISTS', key, 'unsub:' .. list) == 1 then
     out[r] = 3
   else
@@ -258,7 +262,8 @@ export async function importSubscribers(
     for (const r of batch) {
       const id = subscriberId(r.email);
       keys.push(k.sub(id));
-      args.push(id, emailHash(r.email), r.email, r.name, r.area, r.topics);
+      const { keyed, legacy } = suppressionHashes(r.email, opts.suppressionKey);
+      args.push(id, keyed, r.email, r.name, r.area, r.topics, legacy);
     }
     batch = [];
     const codes = (await runScript(redis, UPSERT, keys, args)) as number[];
