@@ -56,7 +56,7 @@ describe('crier subscribers forget', () => {
     expect(cli('subscribers', 'import', 'subs.csv', '--list', 'news')).toMatch(/imported 2, updated 0, rejected 1/);
     expect(holding(path.join(dir, 'rejects'), ZED)).toHaveLength(1);
 
-    writeFileSync(path.join(work, 'news.yaml'), `title: News\nkind: newsletter\nsend_at: ${londonIn(3000)}\nchannels:\n  email: { list: news, subject: "News for {{name}}", body: "Hello {{name}}." }\n`);
+    writeFileSync(path.join(work, 'news.yaml'), `title: News\nkind: newsletter\nsend_at: ${londonIn(10_000)}\nchannels:\n  email: { list: news, subject: "News for {{name}}", body: "Hello {{name}}." }\n`);
     const id = cli('campaign', 'create', 'news.yaml').trim().split('\n').at(-1)!;
     // A worker sends it (dry run: one .eml per subscriber in the outbox), then stops.
     const worker = spawn(process.execPath, [CLI_JS, 'worker'], { cwd: work, env, stdio: 'ignore' });
