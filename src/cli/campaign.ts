@@ -77,7 +77,12 @@ function printShow(ctx: CliContext, v: CampaignView, zone: string): void {
   }
   for (const [ch, n] of Object.entries(v.channels)) {
     const none = n.sent + n.failed + n.pending + n.skipped === 0 ? '  (no recipients: the list is empty or nobody subscribed matches)' : '';
-    const waits = v.waits_until?.[ch] ? `  (waits for the embargo: ${local(v.waits_until[ch])})` : '';
+    const publication = v.waits_until?.[`${ch} (publication)`];
+    const waits = v.waits_until?.[ch]
+      ? `  (waits for the embargo: ${local(v.waits_until[ch])})`
+      : publication
+        ? `  (EMBARGOED email at send time; published at the embargo: ${local(publication)})`
+        : '';
     ctx.out(`  ${ch.padEnd(10)} sent ${n.sent}, failed ${n.failed}, pending ${n.pending}${n.skipped ? `, skipped ${n.skipped}` : ''}${n.error ? `  last error: ${n.error}` : ''}${none}${waits}`);
   }
 }
