@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { UserError } from '../errors.js';
 
@@ -12,9 +12,28 @@ export function normaliseEmail(email: string): string {
   return email.trim().toLowerCase();
 }
 
-/** Full sha256 hex of the normalised email: all that survives `forget`. */
+/** Full sha256 hex of the normalised email: the subscriber id's source, and the suppression list's entry before it was keyed. */
 export function emailHash(email: string): string {
   return createHash('sha256').update(normaliseEmail(email)).digest('hex');
+}
+
+/**
+ * The suppression list's entry for an address: HMAC-SHA256 of the normalised
+ * email under the 'suppression' key derived from the secret (src/keys.ts), so
+ * a copy of Redis does not let anyone test addresses against it. Without a key
+ * (library use, older tests) the plain sha256.
+ */
+export function suppressionHash(email: string, key?: Buffer): string {
+  return key ? createHmac('sha256', key).update(normaliseEmail(email)).digest('hex') : emailHash(email);
+}
+
+/**
+ * What to look for on the suppression list: the keyed entry, and the plain
+ * sha256 that versions before the keyed hash wrote (still honoured, and
+ * replaced by the keyed one whenever Crier meets the address again).
+ */
+export function suppressionHashes(email: string, key?: Buffer): { keyed: string; legacy: string } {
+  return { keyed: suppressionHash(email, key), legacy: emailHash(email) };
 }
 
 /** The subscriber-hash field that records an unsubscribe from one list (its value: when). */

@@ -3,10 +3,10 @@ import type { Recipient } from '../../channels/adapter.js';
 import { UserError } from '../errors.js';
 import {
   audienceKeys,
-  emailHash,
   execAll,
   listOptOutField,
   luaScript,
+  suppressionHashes,
   normaliseEmail,
   runScript,
   subscriberId,
@@ -20,7 +20,7 @@ import { safeCsvLine } from './csv.js';
  * must never be mailed again, which outlives re-imports and erasure).
  */
 
-export { subscriberId, emailHash, normaliseEmail, checkListName, audienceKeys, emailProblem, listOptOutField } from './audience-keys.js';
+export { subscriberId, emailHash, normaliseEmail, checkListName, audienceKeys, emailProblem, listOptOutField, suppressionHash, suppressionHashes } from './audience-keys.js';
 export type { AudienceEventHook } from './audience-keys.js';
 export { importSubscribers, type ImportResult, type ImportOptions } from './audience-import.js';
 
@@ -41,6 +41,8 @@ export type AudienceSelector = { list: string } | { list?: string; areas?: strin
 export interface AudienceOpts {
   now?: () => Date;
   onEvent?: AudienceEventHook;
+  /** The derived 'suppression' key (deriveKey(secret, 'suppression')): suppression entries are keyed with it. */
+  suppressionKey?: Buffer;
 }
 
 export function splitTopics(topics: string | undefined): string[] {
@@ -76,8 +78,9 @@ export async function findSubscriber(redis: Redis, prefix: string, email: string
   return getSubscriber(redis, prefix, subscriberId(email));
 }
 
-export async function isSuppressed(redis: Redis, prefix: string, email: string): Promise<boolean> {
-  return (await redis.sismember(audienceKeys(prefix).suppressed, emailHash(email))) === 1;
+export async function isSuppressed(redis: Redis, prefix: string, email: string, suppressionKey?: Buffer): Promise<boolean> {
+  const { keyed, legacy } = suppressionHashes(email, suppressionKey);
+  return (await redis.smismember(audienceKeys(prefix).suppressed, keyed, legacy)).includes(1);
 }
 
 /**
@@ -85,7 +88,7 @@ export async function isSuppressed(redis: Redis, prefix: string, email: string):
  * unsubscribed or suppressed since planning (checked at send time so a
  * campaign already sending stops mailing them).
  */
-export async function getRecipients(redis: Redis, prefix: string, ids: string[]): Promise<Array<Recipient | null>> {
+export async function getRecipients(redis: Redis, prefix: string, ids: string[], suppressionKey?: Buffer): Promise<Array<Recipient | null>> {
   if (ids.length === 0) return [];
   const k = audienceKeys(prefix);
   const pipe = redis.pipeline();
@@ -95,9 +98,10 @@ export async function getRecipients(redis: Redis, prefix: string, ids: string[])
   const live = subs.filter((s): s is Subscriber => s !== null && s.status === 'subscribed');
   const suppressed = new Set<string>();
   if (live.length > 0) {
-    const flags = await redis.smismember(k.suppressed, ...live.map((s) => emailHash(s.email)));
+    const hashes = live.flatMap((s) => Object.values(suppressionHashes(s.email, suppressionKey)));
+    const flags = await redis.smismember(k.suppressed, ...hashes);
     live.forEach((s, i) => {
-      if (flags[i] === 1) suppressed.add(s.id);
+      if (flags[2 * i] === 1 || flags[2 * i + 1] === 1) suppressed.add(s.id);
     });
   }
   return subs.map((s) =>
@@ -197,6 +201,7 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'unsubscribed' then
     'unsubscribe_source', ARGV[3], 'updated_at', ARGV[2])
 end
 redis.call('SADD', KEYS[2], ARGV[4])
+if ARGV[5] ~= ARGV[4] then redis.call('SREM', KEYS[2], ARGV[5]) end
 return 1`;
 
 /** Unsubscribes at once and suppresses the address for good; idempotent (keeps the first time). */
@@ -211,7 +216,8 @@ export async function unsubscribe(
   const email = await redis.hget(k.sub(id), 'email');
   if (!email) return null;
   const now = (opts.now ?? (() => new Date()))().toISOString();
-  const done = await redis.eval(UNSUBSCRIBE, 2, k.sub(id), k.suppressed, email, now, source, emailHash(email));
+  const { keyed, legacy } = suppressionHashes(email, opts.suppressionKey);
+  const done = await redis.eval(UNSUBSCRIBE, 2, k.sub(id), k.suppressed, email, now, source, keyed, legacy);
   if (done !== 1) return null;
   await opts.onEvent?.('subscriber.unsubscribe', { id, source });
   return { email };
@@ -256,11 +262,12 @@ for _, name in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   redis.call('ZREM', ARGV[3] .. name, ARGV[1])
 end
 redis.call('SADD', KEYS[4], ARGV[2])
+if ARGV[4] ~= ARGV[2] then redis.call('SREM', KEYS[4], ARGV[4]) end
 return existed`;
 
 /**
  * GDPR erasure: deletes the subscriber and every list membership, keeping only
- * the email's sha256 on the suppression list so no import brings them back.
+ * the email's keyed hash on the suppression list so no import brings them back.
  * Suppresses even an unknown address (the person asked not to be contacted);
  * returns whether there was anything to erase.
  */
@@ -274,7 +281,8 @@ export async function forgetSubscriber(
   if (norm === '') throw new UserError('no email given', 'CRIER_ERR_INPUT', { field: 'email' });
   const k = audienceKeys(prefix);
   const id = subscriberId(norm);
-  const existed = await redis.eval(FORGET, 4, k.sub(id), k.subs, k.lists, k.suppressed, id, emailHash(norm), k.listPrefix);
+  const { keyed, legacy } = suppressionHashes(norm, opts.suppressionKey);
+  const existed = await redis.eval(FORGET, 4, k.sub(id), k.subs, k.lists, k.suppressed, id, keyed, k.listPrefix, legacy);
   await opts.onEvent?.('subscriber.forget', { id, found: existed === 1 ? 'yes' : 'no' });
   return existed === 1;
 }

@@ -154,20 +154,22 @@ end
  * suppressed) or 'send'.
  */
 const MAY_SEND_FN = `
-local function may_send(campaign, subscriber, suppressed, hash, optout)
+local function may_send(campaign, subscriber, suppressed, hash, optout, legacy)
   if redis.call('HGET', campaign, 'status') ~= 'sending' then return 'stop' end
   if redis.call('HGET', subscriber, 'status') ~= 'subscribed' or redis.call('SISMEMBER', suppressed, hash) == 1 then return 'skip' end
+  if legacy and legacy ~= '' and redis.call('SISMEMBER', suppressed, legacy) == 1 then return 'skip' end
   if optout and optout ~= '' and redis.call('HEXISTS', subscriber, optout) == 1 then return 'skip' end
   return 'send'
 end
 `;
 
 /**
- * KEYS: campaign, subscriber, suppression set. ARGV: the subscriber's email hash, and
- * optionally the field recording an unsubscribe from the channel's list (unsub:<list>).
+ * KEYS: campaign, subscriber, suppression set. ARGV: the subscriber's suppression hash, and
+ * optionally the field recording an unsubscribe from the channel's list (unsub:<list>) and
+ * the unkeyed hash older versions wrote.
  */
 export const MAY_SEND = `${MAY_SEND_FN}
-return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
+return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
 `;
 
 /**
@@ -176,7 +178,7 @@ return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
  * KEYS: campaign, counts, done set, failures hash, sent-ids hash; then, optionally,
  * the next recipient's subscriber hash and the suppression set.
  * ARGV: channel, recipient, outcome (sent|failed|skipped), reason, now, network id ('' = none);
- * then, with the optional keys, the next recipient's email hash and list opt-out field.
+ * then, with the optional keys, the next recipient's suppression hash, list opt-out field and unkeyed hash.
  * Returns {final status if this was the last outcome else '', next verdict or ''}.
  */
 export const MARK = `${FINISH}${MAY_SEND_FN}
@@ -190,7 +192,7 @@ if redis.call('SADD', KEYS[3], ARGV[2]) == 1 then
 end
 local finished = finish(ARGV[5])
 local verdict = ''
-if #KEYS >= 7 then verdict = may_send(KEYS[1], KEYS[6], KEYS[7], ARGV[7], ARGV[8]) end
+if #KEYS >= 7 then verdict = may_send(KEYS[1], KEYS[6], KEYS[7], ARGV[7], ARGV[8], ARGV[9]) end
 return {finished, verdict}
 `;
 
