@@ -7,6 +7,7 @@ import type { RedisHandle } from '../src/redis/connection.js';
 import { CAMPAIGN_QUEUE, deliverQueueName, type CampaignJobData, type DeliverJobData } from '../src/scheduler.js';
 import { PausedForRateLimit, processDeliverJob, type DeliverDeps } from './deliver.js';
 import { processCampaignJob } from './plan.js';
+import { onDeliverJobFailed, onPlanJobFailed } from './failsafe.js';
 import { guardChannel, type ChannelGuard } from './channel-guard.js';
 import { specialDeliveries } from './specials.js';
 
@@ -68,7 +69,7 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
         { connection: handle.options, prefix, concurrency: 5, ...lock },
       );
       w.on('error', onError(name));
-      w.on('failed', (job, err) => log.error({ campaignId: job?.data.id, err: err.message }, 'campaign job failed'));
+      w.on('failed', onPlanJobFailed(handle.redis, prefix, log));
       workers.push(w);
       continue;
     }
@@ -105,6 +106,7 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
       { connection: handle.options, prefix, concurrency: settings.concurrency, limiter: { max: 1_000_000, duration: 1000 }, ...lock },
     );
     w.on('error', onError(name));
+    w.on('failed', onDeliverJobFailed(handle.redis, prefix, log));
     workers.push(w);
   }
   log.info({ queues: wanted }, 'workers started');

@@ -22,6 +22,15 @@ async function run(opts: { server: boolean; queues?: string[] }): Promise<void> 
   const handle = await connectRedis(config, log);
   const scheduler = new Scheduler(config, handle, log);
   await scheduler.reconcile();
+  let reconcileRunning = false;
+  const reconciling = setInterval(() => {
+    if (reconcileRunning) return; // still waiting (Redis away?): one run at a time
+    reconcileRunning = true;
+    scheduler
+      .reconcile()
+      .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'reconcile failed'))
+      .finally(() => (reconcileRunning = false));
+  }, config.reconcile_ms);
   const pool = startWorkers({ config, handle, log, queues: opts.queues });
   const server = opts.server ? await buildServer(config, handle, log) : undefined;
   if (server) {
@@ -62,6 +71,7 @@ async function run(opts: { server: boolean; queues?: string[] }): Promise<void> 
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  clearInterval(reconciling);
   await server?.close();
   await pool.close();
   await scheduler.close();

@@ -41,31 +41,39 @@ return s
  * Each gets a fresh budget of tries.
  * KEYS: campaign, counts, failures, tries, then one done set per channel.
  * ARGV: now ISO, then the channel names in the order of their done sets.
- * → {'sending', deliveries put back, retry number, channels (',' joined)} or {refusal, 0, 0, ''}
+ * A channel whose planning failed ('-plan') is unplanned again, for the plan job to run once more.
+ * → {'sending', deliveries put back, retry number, channels (',' joined), 1 if planning must run again}
+ *   or {refusal, 0, 0, '', 0}
  */
 export const RETRY_FAILED = `
 local s = redis.call('HGET', KEYS[1], 'status')
-if not s then return {'missing', 0, 0, ''} end
-if s ~= 'failed' and s ~= 'partially_failed' then return {'refused:' .. s, 0, 0, ''} end
+if not s then return {'missing', 0, 0, '', 0} end
+if s ~= 'failed' and s ~= 'partially_failed' then return {'refused:' .. s, 0, 0, '', 0} end
 local doneKey = {}
 for j = 2, #ARGV do doneKey[ARGV[j]] = KEYS[j + 3] end
-local n, touched, seen = 0, {}, {}
+local n, touched, seen, replan = 0, {}, {}, 0
 local all = redis.call('HGETALL', KEYS[3])
 for i = 1, #all, 2 do
   local ch, id = string.match(all[i], '^([^:]+):(.*)$')
   if ch and doneKey[ch] and redis.call('SREM', doneKey[ch], id) == 1 then
     redis.call('HINCRBY', KEYS[2], ch .. ':failed', -1)
     redis.call('HDEL', KEYS[4], all[i])
+    if id == '-plan' then
+      -- planning failed for this channel: it is planned again (the caller re-runs the plan job)
+      redis.call('HINCRBY', KEYS[2], ch .. ':total', -1)
+      redis.call('HDEL', KEYS[2], ch .. ':planned')
+      replan = 1
+    end
     n = n + 1
     if not seen[ch] then seen[ch] = true; touched[#touched + 1] = ch end
   end
 end
-if n == 0 then return {'refused:nothing', 0, 0, ''} end
+if n == 0 then return {'refused:nothing', 0, 0, '', 0} end
 redis.call('DEL', KEYS[3])
 for _, ch in ipairs(touched) do redis.call('HDEL', KEYS[2], ch .. ':error') end
 redis.call('HSET', KEYS[1], 'status', 'sending', 'updated_at', ARGV[1])
 local r = redis.call('HINCRBY', KEYS[1], 'retries', 1)
-return {'sending', n, r, table.concat(touched, ',')}
+return {'sending', n, r, table.concat(touched, ','), replan}
 `;
 
 /** ARGV: new send_at ISO, now ISO. → {status, version} or {error status} */
@@ -178,5 +186,49 @@ return {finished, verdict}
 /** Marks a channel's planning complete. KEYS: campaign, counts. ARGV: channel, now. */
 export const PLANNED = `${FINISH}
 redis.call('HSET', KEYS[2], ARGV[1] .. ':planned', '1')
+return finish(ARGV[2])
+`;
+
+/**
+ * A delivery job failed for good (attempts used up, stalled too often, an
+ * unexpected error): every recipient of its batch without an outcome is
+ * marked failed with the reason, so the campaign can finish.
+ * KEYS: campaign, counts, done set, failures, batches. ARGV: channel, batch field, reason, now.
+ * Returns {final status or '', recipients marked}.
+ */
+export const FAIL_REST = `${FINISH}
+local ids = redis.call('HGET', KEYS[5], ARGV[2]) or ''
+local n = 0
+for id in string.gmatch(ids, '[^,]+') do
+  if redis.call('SADD', KEYS[3], id) == 1 then
+    redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':failed', 1)
+    redis.call('HSET', KEYS[4], ARGV[1] .. ':' .. id, ARGV[3])
+    n = n + 1
+  end
+end
+if n > 0 then redis.call('HSET', KEYS[2], ARGV[1] .. ':error', ARGV[3]) end
+return {finish(ARGV[4]), n}
+`;
+
+/**
+ * Planning failed for good: each channel not yet planned is closed with one
+ * failed delivery ('-plan') carrying the reason; what was planned goes on.
+ * `campaign retry` plans such a channel again.
+ * KEYS: campaign, counts, failures, then one done set per channel. ARGV: reason, now, channel names.
+ * Returns the final status or ''.
+ */
+export const FAIL_PLAN = `${FINISH}
+if redis.call('HGET', KEYS[1], 'status') ~= 'sending' then return '' end
+for j = 3, #ARGV do
+  local ch = ARGV[j]
+  if redis.call('HGET', KEYS[2], ch .. ':planned') ~= '1' then
+    if redis.call('SADD', KEYS[j + 1], '-plan') == 1 then
+      redis.call('HINCRBY', KEYS[2], ch .. ':total', 1)
+      redis.call('HINCRBY', KEYS[2], ch .. ':failed', 1)
+      redis.call('HSET', KEYS[3], ch .. ':-plan', ARGV[1])
+    end
+    redis.call('HSET', KEYS[2], ch .. ':planned', '1', ch .. ':error', ARGV[1])
+  end
+end
 return finish(ARGV[2])
 `;
