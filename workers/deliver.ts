@@ -5,11 +5,12 @@ import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { audienceKeys, emailHash, getRecipients } from '../src/domain/audience.js';
 import { MARK, MAY_SEND } from '../src/domain/campaign-scripts.js';
-import { campaignKeys, findCampaign, type Campaign } from '../src/domain/campaigns.js';
+import { campaignKeys, findCampaign, holdSending, type Campaign } from '../src/domain/campaigns.js';
 import { appendAudit } from '../src/domain/audit.js';
 import { redisProgress } from '../src/domain/progress.js';
 import { runScript } from '../src/redis/scripts.js';
 import type { DeliverJobData } from '../src/scheduler.js';
+import { holdReason } from './plan.js';
 
 /**
  * A delivery job: one batch of one channel of one campaign. Each recipient is
@@ -24,8 +25,8 @@ export interface DeliverDeps {
   log: Logger;
   adapter: ChannelAdapter;
   now(): Date;
-  /** Waits for the channel's messages-per-second budget. */
-  throttle(): Promise<void>;
+  /** Waits for the channel's messages-per-second budget; true when it had to wait. */
+  throttle(): Promise<boolean>;
   /** Pauses the channel's queue until the network's reset time. */
   pauseUntil(resetAt: Date): Promise<void>;
   /** Pauses the channel's queue until its login works again (shown with the reason). */
@@ -110,8 +111,23 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
   };
   for (const [i, id] of todo.entries()) {
     const special = deps.special?.[id];
-    const ahead = prefetched;
+    let ahead = prefetched;
     prefetched = '';
+    let waited = false;
+    if (!special) {
+      // Everything is checked after the wait for the channel's rate, right before the transport call:
+      // a verdict read before the wait is stale, and the pre-election period may have begun meanwhile.
+      waited = await deps.throttle();
+      if (waited) ahead = '';
+      const hold = holdReason(deps.config, c, deps.now());
+      if (hold) {
+        if (await holdSending(redis, prefix, campaignId, hold, deps.now())) {
+          log.warn({ reason: hold }, 'campaign held in the middle of its send');
+          await appendAudit(redis, prefix, { actor: 'worker', action: 'campaign.hold', subject: campaignId, detail: { reason: hold } });
+        }
+        return;
+      }
+    }
     let recipient: Recipient | undefined;
     if (!special && id !== '-') {
       const r = details.get(id) ?? null;
@@ -123,13 +139,12 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
         continue;
       }
       recipient = r;
-    } else if (i > 0 && (await redis.hget(k.hash, 'status')) !== 'sending') return;
+    } else if ((i > 0 || waited) && (await redis.hget(k.hash, 'status')) !== 'sending') return;
     const delivery: Delivery = { campaignId, campaignTitle: c.title, kind: c.kind, channel, content, recipient, key: `${campaignId}:${channel}:${id}` };
     try {
       let networkId = '';
       if (special) await special(c, deps);
       else {
-        await deps.throttle();
         // Post ids (X, Mastodon) and message ids are what the collectors look up later.
         const progress = redisProgress(redis, prefix, delivery.key);
         networkId = (await deps.adapter.send(delivery, { log, now: deps.now, progress })).id ?? '';

@@ -125,14 +125,14 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
  * A fixed one-second window shared by every worker process through Redis:
  * at most `perSecond` messages start in any second.
  */
-function throttle(handle: RedisHandle, key: string, perSecond: number): () => Promise<void> {
-  if (perSecond <= 0) return async () => undefined;
+function throttle(handle: RedisHandle, key: string, perSecond: number): () => Promise<boolean> {
+  if (perSecond <= 0) return async () => false;
   return async () => {
-    for (;;) {
+    for (let waited = false; ; waited = true) {
       const second = Math.floor(Date.now() / 1000);
       const k = `${key}:${second}`;
       const [[, n]] = (await handle.redis.multi().incr(k).expire(k, 5).exec()) as [[null, number], [null, number]];
-      if (n <= perSecond) return;
+      if (n <= perSecond) return waited;
       await sleep((second + 1) * 1000 - Date.now() + 1);
     }
   };

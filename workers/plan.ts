@@ -36,6 +36,11 @@ export function purdahReason(config: Config, at: Date): string {
   return w ? `${w.reason} (${w.from.toISOString()} – ${w.to.toISOString()}); held until released by an approver (essential campaigns) or rescheduled` : '';
 }
 
+/** Why the campaign may not go out at `at` ('' = it may): the pre-election period, unless released as essential. */
+export function holdReason(config: Config, c: Campaign, at: Date): string {
+  return c.essential && c.approvedBy ? '' : purdahReason(config, at);
+}
+
 export async function processCampaignJob(job: Job<CampaignJobData>, deps: PlanDeps): Promise<string> {
   const { config, redis, log } = deps;
   const prefix = config.redis_prefix;
@@ -43,7 +48,7 @@ export async function processCampaignJob(job: Job<CampaignJobData>, deps: PlanDe
   const c = await findCampaign(redis, prefix, id);
   if (!c) return 'missing';
   const now = deps.now();
-  const hold = c.essential && c.approvedBy ? '' : purdahReason(config, now);
+  const hold = holdReason(config, c, now);
   const outcome = await beginSending(redis, prefix, id, version, hold, now);
   const clog = log.child({ campaignId: id });
   if (outcome === 'held') {

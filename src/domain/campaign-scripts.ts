@@ -22,6 +22,13 @@ redis.call('HSET', KEYS[1], 'status', 'sending', 'started_at', ARGV[3], 'updated
 return 'sending'
 `;
 
+/** A sending campaign stops where it is (the pre-election period began). ARGV: reason, now ISO. → 1 if held. */
+export const HOLD_SENDING = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'sending' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'held', 'reason', ARGV[1], 'updated_at', ARGV[2])
+return 1
+`;
+
 /** ARGV: now ISO. → 'ok' | <status that cannot be cancelled> */
 export const CANCEL = `
 local s = redis.call('HGET', KEYS[1], 'status')

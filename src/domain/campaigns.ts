@@ -4,7 +4,7 @@ import { UserError } from '../errors.js';
 import { runScript } from '../redis/scripts.js';
 import { pausedChannels } from './channel-pause.js';
 import type { CampaignDraft, CampaignKind } from './campaign-file.js';
-import { APPROVE, BEGIN, CANCEL, FAIL_PLAN, FAIL_REST, RESCHEDULE, RETRY_FAILED } from './campaign-scripts.js';
+import { APPROVE, BEGIN, CANCEL, FAIL_PLAN, FAIL_REST, HOLD_SENDING, RESCHEDULE, RETRY_FAILED } from './campaign-scripts.js';
 
 export const STATUSES = ['draft', 'awaiting_approval', 'scheduled', 'held', 'sending', 'sent', 'partially_failed', 'failed', 'cancelled'] as const;
 export type CampaignStatus = (typeof STATUSES)[number];
@@ -141,6 +141,14 @@ export async function channelCounts(redis: Redis, prefix: string, c: Campaign): 
 /** The campaign job's guard: only the current version of a scheduled campaign starts. */
 export async function beginSending(redis: Redis, prefix: string, id: string, version: number, heldReason: string, now: Date): Promise<string> {
   return runScript<string>(redis, BEGIN, [campaignKeys(prefix, id).hash], [version, heldReason, now.toISOString()]);
+}
+
+/**
+ * Stops a sending campaign where it is (held, with the reason); true if it was sending. Once released or
+ * rescheduled it starts again, and reconcile re-adds the batches it left.
+ */
+export async function holdSending(redis: Redis, prefix: string, id: string, reason: string, now: Date): Promise<boolean> {
+  return (await runScript<number>(redis, HOLD_SENDING, [campaignKeys(prefix, id).hash], [reason, now.toISOString()])) === 1;
 }
 
 export async function cancelCampaign(redis: Redis, prefix: string, id: string, now: Date): Promise<void> {

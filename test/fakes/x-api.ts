@@ -49,6 +49,8 @@ export interface FailOptions {
   drop?: boolean;
   /** Perform the request (e.g. create the tweet) and then drop the answer: the ambiguous failure. */
   afterEffect?: boolean;
+  /** Perform the request and never answer (the client is left waiting, as when its process dies). */
+  hang?: boolean;
 }
 
 export type XCredentials = NonNullable<FakeXApiOptions['credentials']>;
@@ -227,7 +229,8 @@ export async function startFakeXApi(opts: FakeXApiOptions = {}): Promise<FakeXAp
       });
       if (failureAt >= 0) {
         const failure = failures.splice(failureAt, 1)[0]!;
-        if (failure.afterEffect) route(method, url, body);
+        if (failure.afterEffect || failure.hang) route(method, url, body);
+        if (failure.hang) return;
         if (failure.drop || failure.afterEffect) return void req.socket.destroy();
         const headers: Record<string, string> = {};
         if (failure.status === 429) {
