@@ -9,13 +9,12 @@ import {
   checkListName,
   emailHash,
   emailProblem,
-  luaScript,
-  runScript,
   normaliseEmail,
   subscriberId,
   type AudienceEventHook,
 } from './audience-keys.js';
 import { csvLine, readCsvRecords, type CsvRecord } from './csv.js';
+import { defineScript, runScript } from '../redis/scripts.js';
 
 /**
  * `subscribers import`: streams a CSV into the audience in pipelined batches.
@@ -62,7 +61,9 @@ const MAX_LEN: Record<Exclude<Column, 'email'>, number> = { name: 200, area: 100
 // New subscribers get consent and a sequence number; existing ones keep consent and take
 // non-empty new values; unsubscribed or suppressed ones are never touched.
 // Replies per row: 1 imported, 2 updated, 3 suppressed.
-const UPSERT = luaScript(`
+const UPSERT = defineScript(
+  'audience_upsert',
+  `
 local out = {}
 local list, source, now = ARGV[1], ARGV[2], ARGV[3]
 for r = 1, #KEYS - 5 do
@@ -94,7 +95,8 @@ for r = 1, #KEYS - 5 do
   end
 end
 redis.call('SADD', KEYS[3], list)
-return out`);
+return out`,
+);
 
 interface Row {
   email: string;

@@ -5,13 +5,12 @@ import {
   audienceKeys,
   emailHash,
   execAll,
-  luaScript,
   normaliseEmail,
-  runScript,
   subscriberId,
   type AudienceEventHook,
 } from './audience-keys.js';
 import { csvLine } from './csv.js';
+import { defineScript, runScript } from '../redis/scripts.js';
 
 /**
  * The audience: subscribers (one hash each), lists (zsets of ids in insertion
@@ -108,7 +107,9 @@ export async function getRecipients(redis: Redis, prefix: string, ids: string[])
 // One round trip per page: the next ids by score after ARGV[1], and of those the subscribed
 // ones (with area and topics when filtering, which JS does for Unicode-aware case folding).
 // Reply: last score seen, ids scanned, then the ids (or id, area, topics triples).
-const PAGE = luaScript(`
+const PAGE = defineScript(
+  'audience_page',
+  `
 local raw = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {raw[#raw] or '', tostring(#raw / 2)}
 for i = 1, #raw, 2 do
@@ -122,7 +123,8 @@ for i = 1, #raw, 2 do
     out[#out + 1] = raw[i]
   end
 end
-return out`);
+return out`,
+);
 
 /**
  * The selector's area and topic test (case- and space-insensitive), or undefined
@@ -188,14 +190,17 @@ export async function listNames(redis: Redis, prefix: string): Promise<string[]>
 }
 
 // Checks the email is still the one we read, so a concurrent forget cannot leave a half hash behind.
-const UNSUBSCRIBE = `
+const UNSUBSCRIBE = defineScript(
+  'audience_unsubscribe',
+  `
 if redis.call('HGET', KEYS[1], 'email') ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[1], 'status') ~= 'unsubscribed' then
   redis.call('HSET', KEYS[1], 'status', 'unsubscribed', 'unsubscribed_at', ARGV[2],
     'unsubscribe_source', ARGV[3], 'updated_at', ARGV[2])
 end
 redis.call('SADD', KEYS[2], ARGV[4])
-return 1`;
+return 1`,
+);
 
 /** Unsubscribes at once and suppresses the address for good; idempotent (keeps the first time). */
 export async function unsubscribe(
@@ -209,13 +214,15 @@ export async function unsubscribe(
   const email = await redis.hget(k.sub(id), 'email');
   if (!email) return null;
   const now = (opts.now ?? (() => new Date()))().toISOString();
-  const done = await redis.eval(UNSUBSCRIBE, 2, k.sub(id), k.suppressed, email, now, source, emailHash(email));
+  const done = await runScript(redis, UNSUBSCRIBE, [k.sub(id), k.suppressed], [email, now, source, emailHash(email)]);
   if (done !== 1) return null;
   await opts.onEvent?.('subscriber.unsubscribe', { id, source });
   return { email };
 }
 
-const FORGET = `
+const FORGET = defineScript(
+  'audience_forget',
+  `
 local existed = redis.call('EXISTS', KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -223,7 +230,8 @@ for _, name in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   redis.call('ZREM', ARGV[3] .. name, ARGV[1])
 end
 redis.call('SADD', KEYS[4], ARGV[2])
-return existed`;
+return existed`,
+);
 
 /**
  * GDPR erasure: deletes the subscriber and every list membership, keeping only
@@ -241,7 +249,7 @@ export async function forgetSubscriber(
   if (norm === '') throw new UserError('no email given', 'CRIER_ERR_INPUT', { field: 'email' });
   const k = audienceKeys(prefix);
   const id = subscriberId(norm);
-  const existed = await redis.eval(FORGET, 4, k.sub(id), k.subs, k.lists, k.suppressed, id, emailHash(norm), k.listPrefix);
+  const existed = await runScript(redis, FORGET, [k.sub(id), k.subs, k.lists, k.suppressed], [id, emailHash(norm), k.listPrefix]);
   await opts.onEvent?.('subscriber.forget', { id, found: existed === 1 ? 'yes' : 'no' });
   return existed === 1;
 }

@@ -1,3 +1,5 @@
+import { defineScript } from '../redis/scripts.js';
+
 /**
  * Lua scripts for every campaign state change, so the CLI, the API and any
  * number of workers agree on one state even when they race.
@@ -8,7 +10,9 @@
  * ARGV: version, held reason ('' = not held), now ISO.
  * → 'sending' | 'resume' (planning was interrupted; plan again, idempotently) | 'held' | 'stale' | <other status>
  */
-export const BEGIN = `
+export const BEGIN = defineScript(
+  'campaign_begin',
+  `
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return 'missing' end
 if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 'stale' end
@@ -20,17 +24,23 @@ if ARGV[2] ~= '' then
 end
 redis.call('HSET', KEYS[1], 'status', 'sending', 'started_at', ARGV[3], 'updated_at', ARGV[3])
 return 'sending'
-`;
+`,
+);
 
 /** A sending campaign stops where it is (the pre-election period began). ARGV: reason, now ISO. → 1 if held. */
-export const HOLD_SENDING = `
+export const HOLD_SENDING = defineScript(
+  'campaign_hold_sending',
+  `
 if redis.call('HGET', KEYS[1], 'status') ~= 'sending' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'held', 'reason', ARGV[1], 'updated_at', ARGV[2])
 return 1
-`;
+`,
+);
 
 /** ARGV: now ISO. → 'ok' | <status that cannot be cancelled> */
-export const CANCEL = `
+export const CANCEL = defineScript(
+  'campaign_cancel',
+  `
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return 'missing' end
 if s == 'draft' or s == 'awaiting_approval' or s == 'scheduled' or s == 'held' or s == 'sending' then
@@ -39,7 +49,8 @@ if s == 'draft' or s == 'awaiting_approval' or s == 'scheduled' or s == 'held' o
   return 'ok'
 end
 return s
-`;
+`,
+);
 
 /**
  * Puts a failed or partially failed campaign's failed deliveries back to pending:
@@ -52,7 +63,9 @@ return s
  * → {'sending', deliveries put back, retry number, channels (',' joined), 1 if planning must run again}
  *   or {refusal, 0, 0, '', 0}
  */
-export const RETRY_FAILED = `
+export const RETRY_FAILED = defineScript(
+  'campaign_retry_failed',
+  `
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return {'missing', 0, 0, '', 0} end
 if s ~= 'failed' and s ~= 'partially_failed' then return {'refused:' .. s, 0, 0, '', 0} end
@@ -81,10 +94,13 @@ for _, ch in ipairs(touched) do redis.call('HDEL', KEYS[2], ch .. ':error') end
 redis.call('HSET', KEYS[1], 'status', 'sending', 'updated_at', ARGV[1])
 local r = redis.call('HINCRBY', KEYS[1], 'retries', 1)
 return {'sending', n, r, table.concat(touched, ','), replan}
-`;
+`,
+);
 
 /** ARGV: new send_at ISO, now ISO. → {status, version} or {error status} */
-export const RESCHEDULE = `
+export const RESCHEDULE = defineScript(
+  'campaign_reschedule',
+  `
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return {'missing', 0} end
 if s == 'scheduled' or s == 'held' or s == 'draft' or s == 'awaiting_approval' then
@@ -95,10 +111,13 @@ if s == 'scheduled' or s == 'held' or s == 'draft' or s == 'awaiting_approval' t
   return {next, v}
 end
 return {'refused:' .. s, 0}
-`;
+`,
+);
 
 /** ARGV: approver, now ISO. → {status, version} */
-export const APPROVE = `
+export const APPROVE = defineScript(
+  'campaign_approve',
+  `
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return {'missing', 0} end
 if s == 'awaiting_approval' or (s == 'held' and redis.call('HGET', KEYS[1], 'essential') == '1') then
@@ -107,21 +126,25 @@ if s == 'awaiting_approval' or (s == 'held' and redis.call('HGET', KEYS[1], 'ess
   return {'scheduled', v}
 end
 return {'refused:' .. s, 0}
-`;
+`,
+);
 
 /**
  * Registers one batch of a channel's plan exactly once and adds its size to the total;
  * the first registration's ids are the batch for good.
  * KEYS: campaign, counts, batches. ARGV: channel, batch, ids (',' joined).
  */
-export const ADD_BATCH = `
+export const ADD_BATCH = defineScript(
+  'campaign_add_batch',
+  `
 if redis.call('HSETNX', KEYS[3], ARGV[1] .. ':' .. ARGV[2], ARGV[3]) == 1 then
   local n = 1
   for _ in string.gmatch(ARGV[3], ',') do n = n + 1 end
   redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':total', n)
 end
 return 1
-`;
+`,
+);
 
 /**
  * Decides the campaign's final status once every channel is planned and every
@@ -162,9 +185,12 @@ end
 `;
 
 /** KEYS: campaign, subscriber, suppression set. ARGV: the subscriber's email hash. */
-export const MAY_SEND = `${MAY_SEND_FN}
+export const MAY_SEND = defineScript(
+  'campaign_may_send',
+  `${MAY_SEND_FN}
 return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
-`;
+`,
+);
 
 /**
  * Records one delivery's outcome exactly once and, in the same round trip, asks
@@ -175,7 +201,9 @@ return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
  * then, with the optional keys, the next recipient's email hash.
  * Returns {final status if this was the last outcome else '', next verdict or ''}.
  */
-export const MARK = `${FINISH}${MAY_SEND_FN}
+export const MARK = defineScript(
+  'campaign_mark',
+  `${FINISH}${MAY_SEND_FN}
 if redis.call('SADD', KEYS[3], ARGV[2]) == 1 then
   redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':' .. ARGV[3], 1)
   if ARGV[6] ~= '' then redis.call('HSET', KEYS[5], ARGV[1] .. ':' .. ARGV[2], ARGV[6]) end
@@ -188,13 +216,17 @@ local finished = finish(ARGV[5])
 local verdict = ''
 if #KEYS >= 7 then verdict = may_send(KEYS[1], KEYS[6], KEYS[7], ARGV[7]) end
 return {finished, verdict}
-`;
+`,
+);
 
 /** Marks a channel's planning complete. KEYS: campaign, counts. ARGV: channel, now. */
-export const PLANNED = `${FINISH}
+export const PLANNED = defineScript(
+  'campaign_planned',
+  `${FINISH}
 redis.call('HSET', KEYS[2], ARGV[1] .. ':planned', '1')
 return finish(ARGV[2])
-`;
+`,
+);
 
 /**
  * A delivery job failed for good (attempts used up, stalled too often, an
@@ -203,7 +235,9 @@ return finish(ARGV[2])
  * KEYS: campaign, counts, done set, failures, batches. ARGV: channel, batch field, reason, now.
  * Returns {final status or '', recipients marked}.
  */
-export const FAIL_REST = `${FINISH}
+export const FAIL_REST = defineScript(
+  'campaign_fail_rest',
+  `${FINISH}
 local ids = redis.call('HGET', KEYS[5], ARGV[2]) or ''
 local n = 0
 for id in string.gmatch(ids, '[^,]+') do
@@ -215,7 +249,8 @@ for id in string.gmatch(ids, '[^,]+') do
 end
 if n > 0 then redis.call('HSET', KEYS[2], ARGV[1] .. ':error', ARGV[3]) end
 return {finish(ARGV[4]), n}
-`;
+`,
+);
 
 /**
  * Planning failed for good: each channel not yet planned is closed with one
@@ -224,7 +259,9 @@ return {finish(ARGV[4]), n}
  * KEYS: campaign, counts, failures, then one done set per channel. ARGV: reason, now, channel names.
  * Returns the final status or ''.
  */
-export const FAIL_PLAN = `${FINISH}
+export const FAIL_PLAN = defineScript(
+  'campaign_fail_plan',
+  `${FINISH}
 if redis.call('HGET', KEYS[1], 'status') ~= 'sending' then return '' end
 for j = 3, #ARGV do
   local ch = ARGV[j]
@@ -238,4 +275,5 @@ for j = 3, #ARGV do
   end
 end
 return finish(ARGV[2])
-`;
+`,
+);
