@@ -40,6 +40,8 @@ const fileSchema = z
     batch_size: z.number().int().min(1).max(5000).default(100),
     /** How long a worker's hold on a job lasts without renewal: a dead worker's jobs go back to the queue after about this long. */
     worker_lock_ms: z.number().int().min(500).max(600_000).default(30_000),
+    /** How often `crier start`/`worker` look for sending campaigns whose jobs were lost or failed for good. */
+    reconcile_ms: z.number().int().min(1000).max(3_600_000).default(60_000),
     channels: z.record(z.string(), channelSettings).default({}),
     approval: z
       .object({

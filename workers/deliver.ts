@@ -7,11 +7,12 @@ import { channelDefinition } from '../channels/registry.js';
 import { audienceKeys, getRecipients, listOptOutField, suppressionHashes } from '../src/domain/audience.js';
 import { deriveKey } from '../src/keys.js';
 import { MARK, MAY_SEND } from '../src/domain/campaign-scripts.js';
-import { campaignKeys, campaignMedia, findCampaign, type Campaign } from '../src/domain/campaigns.js';
+import { campaignKeys, campaignMedia, findCampaign, holdSending, type Campaign } from '../src/domain/campaigns.js';
 import { appendAudit } from '../src/domain/audit.js';
 import { redisProgress } from '../src/domain/progress.js';
 import { runScript } from '../src/redis/scripts.js';
 import type { DeliverJobData } from '../src/scheduler.js';
+import { holdReason } from '../src/domain/purdah.js';
 
 /**
  * A delivery job: one batch of one channel of one campaign. Each recipient is
@@ -27,8 +28,8 @@ export interface DeliverDeps {
   now(): Date;
   /** The channel's logger: `channel` is already bound. */
   log: Logger;
-  /** Waits for the channel's messages-per-second budget. */
-  throttle(): Promise<void>;
+  /** Waits for the channel's messages-per-second budget; true when it had to wait. */
+  throttle(): Promise<boolean>;
   /** Pauses the channel's queue until the network's reset time. */
   pauseUntil(resetAt: Date): Promise<void>;
   /** Pauses the channel's queue until its login works again (shown with the reason). */
@@ -126,8 +127,23 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
   };
   for (const [i, id] of todo.entries()) {
     const special = deps.special?.[id];
-    const ahead = prefetched;
+    let ahead = prefetched;
     prefetched = '';
+    let waited = false;
+    if (!special) {
+      // Everything is checked after the wait for the channel's rate, right before the transport call:
+      // a verdict read before the wait is stale, and the pre-election period may have begun meanwhile.
+      waited = await deps.throttle();
+      if (waited) ahead = '';
+      const hold = holdReason(deps.config, c, deps.now());
+      if (hold) {
+        if (await holdSending(redis, prefix, campaignId, hold, deps.now())) {
+          log.warn({ reason: hold }, 'campaign held in the middle of its send');
+          await appendAudit(redis, prefix, { actor: 'worker', action: 'campaign.hold', subject: campaignId, detail: { reason: hold } });
+        }
+        return;
+      }
+    }
     let recipient: Recipient | undefined;
     if (!special && id !== '-') {
       const r = details.get(id) ?? null;
@@ -139,13 +155,12 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
         continue;
       }
       recipient = r;
-    } else if (i > 0 && (await redis.hget(k.hash, 'status')) !== 'sending') return;
+    } else if ((i > 0 || waited) && (await redis.hget(k.hash, 'status')) !== 'sending') return;
     const delivery: Delivery = { campaignId, campaignTitle: c.title, kind: c.kind, channel, content, recipient, key: `${campaignId}:${channel}:${id}`, media };
     try {
       let networkId = '';
       if (special) await special(c, deps);
       else {
-        await deps.throttle();
         // Post ids (X, Mastodon) and message ids are what the collectors look up later.
         const progress = redisProgress(redis, prefix, delivery.key);
         networkId = (await deps.adapter.send(delivery, { log, now: deps.now, progress })).id ?? '';

@@ -11,14 +11,13 @@ import {
   suppressionHashes,
   emailProblem,
   execAll,
-  luaScript,
-  runScript,
   normaliseEmail,
   subscriberId,
   type AudienceEventHook,
 } from './audience-keys.js';
 import { describeEncoding, readCsvRecords, safeCsvLine, scanCsv, unneutraliseCell, type CsvRecord } from './csv.js';
 import { normalisePhone } from './phone.js';
+import { defineScript, runScript } from '../redis/scripts.js';
 
 /**
  * `subscribers import`: streams a CSV into the audience in pipelined batches.
@@ -78,7 +77,9 @@ const MAX_LEN: Record<Exclude<Column, 'email' | 'phone'>, number> = { name: 200,
 // non-empty new values (a phone number too); unsubscribed or suppressed ones (or, for this
 // list, those who unsubscribed from it: field unsub:<list>) are never touched.
 // Replies per row: 1 imported, 2 updated, 3 suppressed.
-const UPSERT = luaScript(`
+const UPSERT = defineScript(
+  'audience_upsert',
+  `
 local out = {}
 local list, source, now = ARGV[1], ARGV[2], ARGV[3]
 for r = 1, #KEYS - 5 do
@@ -114,7 +115,8 @@ for r = 1, #KEYS - 5 do
   end
 end
 redis.call('SADD', KEYS[3], list)
-return out`);
+return out`,
+);
 
 interface Row {
   email: string;

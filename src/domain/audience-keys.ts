@@ -1,6 +1,7 @@
 import { createHash, createHmac } from 'node:crypto';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
 import { UserError } from '../errors.js';
+import { defineScript, type LuaScript } from '../redis/scripts.js';
 
 /**
  * Where the audience lives in Redis, and how an email becomes an id. The id is
@@ -110,21 +111,12 @@ export async function execAll(pipe: ChainableCommander): Promise<unknown[]> {
   });
 }
 
-export interface LuaScript {
-  source: string;
-  sha: string;
-}
-
+/**
+ * Lua runs one way, through src/redis/scripts.ts (defineScript + runScript, registered with
+ * ioredis defineCommand). These names stay for code written against them: a script made with
+ * luaScript() is registered under a name derived from its text.
+ */
+export { runScript, type LuaScript } from '../redis/scripts.js';
 export function luaScript(source: string): LuaScript {
-  return { source, sha: createHash('sha1').update(source).digest('hex') };
-}
-
-/** EVALSHA, falling back to EVAL when the server has not seen the script (first use, restart, SCRIPT FLUSH). */
-export async function runScript(redis: Redis, script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
-  try {
-    return await redis.evalsha(script.sha, keys.length, ...keys, ...args);
-  } catch (err) {
-    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-    return redis.eval(script.source, keys.length, ...keys, ...args);
-  }
+  return defineScript(`lua_${createHash('sha1').update(source).digest('hex').slice(0, 16)}`, source);
 }

@@ -5,14 +5,13 @@ import {
   audienceKeys,
   execAll,
   listOptOutField,
-  luaScript,
   suppressionHashes,
   normaliseEmail,
-  runScript,
   subscriberId,
   type AudienceEventHook,
 } from './audience-keys.js';
 import { safeCsvLine } from './csv.js';
+import { defineScript, runScript } from '../redis/scripts.js';
 
 /**
  * The audience: subscribers (one hash each), lists (zsets of ids in insertion
@@ -114,7 +113,9 @@ export async function getRecipients(redis: Redis, prefix: string, ids: string[],
 // One round trip per page: the next ids by score after ARGV[1], and of those the subscribed
 // ones (with area and topics when filtering, which JS does for Unicode-aware case folding).
 // Reply: last score seen, ids scanned, then the ids (or id, area, topics triples).
-const PAGE = luaScript(`
+const PAGE = defineScript(
+  'audience_page',
+  `
 local raw = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {raw[#raw] or '', tostring(#raw / 2)}
 for i = 1, #raw, 2 do
@@ -128,7 +129,8 @@ for i = 1, #raw, 2 do
     out[#out + 1] = raw[i]
   end
 end
-return out`);
+return out`,
+);
 
 /**
  * The selector's area and topic test (case- and space-insensitive), or undefined
@@ -194,7 +196,9 @@ export async function listNames(redis: Redis, prefix: string): Promise<string[]>
 }
 
 // Checks the email is still the one we read, so a concurrent forget cannot leave a half hash behind.
-const UNSUBSCRIBE = `
+const UNSUBSCRIBE = defineScript(
+  'audience_unsubscribe',
+  `
 if redis.call('HGET', KEYS[1], 'email') ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[1], 'status') ~= 'unsubscribed' then
   redis.call('HSET', KEYS[1], 'status', 'unsubscribed', 'unsubscribed_at', ARGV[2],
@@ -202,7 +206,8 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'unsubscribed' then
 end
 redis.call('SADD', KEYS[2], ARGV[4])
 if ARGV[5] ~= ARGV[4] then redis.call('SREM', KEYS[2], ARGV[5]) end
-return 1`;
+return 1`,
+);
 
 /** Unsubscribes at once and suppresses the address for good; idempotent (keeps the first time). */
 export async function unsubscribe(
@@ -217,18 +222,21 @@ export async function unsubscribe(
   if (!email) return null;
   const now = (opts.now ?? (() => new Date()))().toISOString();
   const { keyed, legacy } = suppressionHashes(email, opts.suppressionKey);
-  const done = await redis.eval(UNSUBSCRIBE, 2, k.sub(id), k.suppressed, email, now, source, keyed, legacy);
+  const done = await runScript(redis, UNSUBSCRIBE, [k.sub(id), k.suppressed], [email, now, source, keyed, legacy]);
   if (done !== 1) return null;
   await opts.onEvent?.('subscriber.unsubscribe', { id, source });
   return { email };
 }
 
 // Checks the email is still the one we read, as UNSUBSCRIBE does. Keeps the first time.
-const UNSUBSCRIBE_LIST = `
+const UNSUBSCRIBE_LIST = defineScript(
+  'audience_unsubscribe_list',
+  `
 if redis.call('HGET', KEYS[1], 'email') ~= ARGV[1] then return 0 end
 redis.call('HSETNX', KEYS[1], ARGV[4], ARGV[2])
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
-return 1`;
+return 1`,
+);
 
 /**
  * Unsubscribes from one list, at once (the one-click link in a message
@@ -248,13 +256,15 @@ export async function unsubscribeFromList(
   const email = await redis.hget(k.sub(id), 'email');
   if (!email) return null;
   const now = (opts.now ?? (() => new Date()))().toISOString();
-  const done = await redis.eval(UNSUBSCRIBE_LIST, 1, k.sub(id), email, now, source, listOptOutField(list));
+  const done = await runScript(redis, UNSUBSCRIBE_LIST, [k.sub(id)], [email, now, source, listOptOutField(list)]);
   if (done !== 1) return null;
   await opts.onEvent?.('subscriber.unsubscribe', { id, source, list });
   return { email };
 }
 
-const FORGET = `
+const FORGET = defineScript(
+  'audience_forget',
+  `
 local existed = redis.call('EXISTS', KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -263,7 +273,8 @@ for _, name in ipairs(redis.call('SMEMBERS', KEYS[3])) do
 end
 redis.call('SADD', KEYS[4], ARGV[2])
 if ARGV[4] ~= ARGV[2] then redis.call('SREM', KEYS[4], ARGV[4]) end
-return existed`;
+return existed`,
+);
 
 /**
  * GDPR erasure: deletes the subscriber and every list membership, keeping only
@@ -282,7 +293,7 @@ export async function forgetSubscriber(
   const k = audienceKeys(prefix);
   const id = subscriberId(norm);
   const { keyed, legacy } = suppressionHashes(norm, opts.suppressionKey);
-  const existed = await redis.eval(FORGET, 4, k.sub(id), k.subs, k.lists, k.suppressed, id, keyed, k.listPrefix, legacy);
+  const existed = await runScript(redis, FORGET, [k.sub(id), k.subs, k.lists, k.suppressed], [id, keyed, k.listPrefix, legacy]);
   await opts.onEvent?.('subscriber.forget', { id, found: existed === 1 ? 'yes' : 'no' });
   return existed === 1;
 }
