@@ -2,7 +2,6 @@ import { loadConfig, type Config } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
 import { connectRedis, type RedisHandle } from '../redis/connection.js';
 import { ensureSecret } from '../secret.js';
-import { writeLine } from './output.js';
 
 /** What a CLI command gets: the frozen config, a logger, Redis. */
 export interface CliContext {
@@ -20,7 +19,7 @@ export async function withContext<T>(fn: (ctx: CliContext) => Promise<T>): Promi
   const config = ensureSecret(loaded, log);
   const redis = await connectRedis(config, log);
   try {
-    return await fn({ config, log, redis, out: (line) => void writeLine(line) });
+    return await fn({ config, log, redis, out: (line) => process.stdout.write(`${line}\n`) });
   } finally {
     await redis.close();
   }
