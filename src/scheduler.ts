@@ -5,12 +5,14 @@ import type { Logger } from './log.js';
 import type { RedisHandle } from './redis/connection.js';
 import { appendAudit, type AuditDetail } from './domain/audit.js';
 import type { CampaignDraft } from './domain/campaign-file.js';
+import { holdingWindows, windowKey } from './domain/purdah.js';
 import {
   approveCampaign,
   campaignKeys,
   cancelCampaign,
   getCampaign,
   listCampaigns,
+  releaseCampaign,
   rescheduleCampaign,
   retryFailed,
   saveNewCampaign,
@@ -120,6 +122,23 @@ export class Scheduler {
     // Read send_at after the state change: a reschedule between our first read and APPROVE moved it.
     // (A reschedule after APPROVE bumps the version again and adds its own job; ours is then stale.)
     const after = await getCampaign(this.redis, this.config.redis_prefix, id);
+    await this.enqueue(id, version, after.sendAt);
+    return after;
+  }
+
+  /**
+   * Releases an essential campaign held by the pre-election period, for the
+   * windows that hold it now (a later window holds it again). Same rules as
+   * approval: an approver, not the author.
+   */
+  async release(id: string, actor: string): Promise<Campaign> {
+    const prefix = this.config.redis_prefix;
+    const c = await getCampaign(this.redis, prefix, id);
+    this.checkApprover(actor, c.author, id);
+    const windows = holdingWindows(this.config, c, this.now()).map((h) => windowKey(h.window));
+    const { version } = await releaseCampaign(this.redis, prefix, id, actor, windows, this.now());
+    await this.audit(actor, 'campaign.release', id, { was: c.status, windows: windows.join(', ') });
+    const after = await getCampaign(this.redis, prefix, id);
     await this.enqueue(id, version, after.sendAt);
     return after;
   }

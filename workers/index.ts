@@ -7,6 +7,7 @@ import type { RedisHandle } from '../src/redis/connection.js';
 import { CAMPAIGN_QUEUE, deliverQueueName, type CampaignJobData, type DeliverJobData } from '../src/scheduler.js';
 import { PausedForRateLimit, processDeliverJob, type DeliverDeps } from './deliver.js';
 import { processCampaignJob } from './plan.js';
+import { guardChannel, type ChannelGuard } from './channel-guard.js';
 import { specialDeliveries } from './specials.js';
 
 /** The queue names a worker process can serve: `campaigns` and `deliver-<channel>`. */
@@ -46,12 +47,14 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
     let q = queues.get(name);
     if (!q) {
       q = new Queue(name, { connection: handle.options, prefix });
+      q.on('error', (err) => log.debug({ queue: name, err: err.message }, 'queue connection error'));
       queues.set(name, q);
     }
     return q;
   };
   const adapters: ChannelAdapter[] = [];
   const workers: Worker[] = [];
+  const guards: ChannelGuard[] = [];
   // A killed worker's active jobs are retried once their lock lapses and the stalled check runs.
   const lock = { lockDuration: config.worker_lock_ms, stalledInterval: config.worker_lock_ms };
   const onError = (name: string) => (err: Error) => log.warn({ queue: name, err: err.message }, 'worker error');
@@ -73,6 +76,8 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
     const settings = config.channelSettings(channel);
     const adapter = (opts.adapters?.[channel] ?? channelDefinition(channel)!.create)(config);
     adapters.push(adapter);
+    const guard = guardChannel({ channel, adapter, queue: queue(name), redis: handle.redis, prefix, log });
+    guards.push(guard);
     const deps: DeliverDeps = {
       config,
       redis: handle.redis,
@@ -81,13 +86,14 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
       now,
       throttle: throttle(handle, `${prefix}:rate:${channel}`, settings.rate_per_second),
       pauseUntil: async (resetAt) => queue(name).rateLimit(Math.max(1000, resetAt.getTime() - Date.now())),
+      pauseChannel: (reason) => guard.pause(reason),
       special: specialDeliveries(config, handle),
     };
     const w = new Worker<DeliverJobData>(
       name,
-      async (job: Job<DeliverJobData>) => {
+      async (job: Job<DeliverJobData>, token?: string) => {
         try {
-          await processDeliverJob(job, deps);
+          await processDeliverJob(job, deps, token);
         } catch (err) {
           // The queue is paused until the reset; hand the job back without counting a try.
           if (err instanceof PausedForRateLimit) throw Worker.RateLimitError();
@@ -105,6 +111,7 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
   return {
     workers,
     async close() {
+      for (const g of guards) g.stop();
       await Promise.all(workers.map((w) => w.close()));
       await Promise.all(adapters.map((a) => a.close().catch(() => undefined)));
       await Promise.all([...queues.values()].map((q) => q.close()));

@@ -143,6 +143,7 @@ export function createCommunityAdapter(config: Config): ChannelAdapter {
       return result;
     },
     verify: () => sender.verify(),
+    pausesOnLoginFailure: !sender.dryRun,
     close: () => sender.close(),
   };
 }

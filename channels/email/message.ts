@@ -26,8 +26,9 @@ export interface EmailInput {
 
 const EMAIL_RE = /^[^\s@<>()[\]",;:\\]+@[^\s@<>()[\]",;:\\]+$/;
 
-export function unsubscribeUrl(config: Config, subscriberId: string): string {
-  return `${config.publicUrl}/u/${signUnsubscribeToken(config.secret, subscriberId)}`;
+/** The recipient's one-click link: it unsubscribes from `list`, the list the message came from. */
+export function unsubscribeUrl(config: Config, subscriberId: string, list?: string): string {
+  return `${config.publicUrl}/u/${signUnsubscribeToken(config.secret, subscriberId, list)}`;
 }
 
 function fromDomain(from: string): string {
@@ -84,7 +85,7 @@ export function composeEmail(config: Config, input: EmailInput): SendMailOptions
   const from = stripControl(config.mailFrom);
   const subject = personaliseText(input.subject, recipient.name);
   if (!subject) throw new PermanentError('the subject is empty');
-  const unsubscribe = unsubscribeUrl(config, recipient.id);
+  const unsubscribe = unsubscribeUrl(config, recipient.id, input.list);
   const html = wrapHtml(subject, markdownToHtml(input.markdown, recipient.name), input.list, unsubscribe);
   const text = `${markdownToText(input.markdown, recipient.name)}\n\n--\nYou are receiving this because you subscribed to the ${stripControl(input.list)} list.\nUnsubscribe: ${unsubscribe}\n`;
   return {

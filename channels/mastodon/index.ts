@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Config } from '../../src/config.js';
@@ -14,6 +13,7 @@ import {
   type SendResult,
 } from '../adapter.js';
 import { safeFileName, writeOutboxJson } from '../dry-run.js';
+import { imageBytes } from '../images.js';
 import { IMAGE_TYPES, imageSchema, issuesOf } from '../twitter/content.js';
 import { findUrls } from '../twitter/text.js';
 
@@ -166,14 +166,9 @@ export function createMastodonAdapter(config: Config, opts: { outboxDir?: string
     }
   }
 
-  async function uploadImage(image: MastodonContent['images'][number], now: Date): Promise<string> {
-    const type = IMAGE_TYPES[path.extname(image.file).toLowerCase()];
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(image.file);
-    } catch (err) {
-      throw new PermanentError(`cannot read image ${image.file}: ${err instanceof Error ? err.message : String(err)}`);
-    }
+  async function uploadImage(image: MastodonContent['images'][number], delivery: Delivery, now: Date): Promise<string> {
+    const type = image.type ?? IMAGE_TYPES[path.extname(image.file).toLowerCase()];
+    const bytes = await imageBytes(image, delivery);
     const form = new FormData();
     form.append('file', new Blob([new Uint8Array(bytes)], { type: type ?? 'application/octet-stream' }), path.basename(image.file));
     form.append('description', image.alt);
@@ -195,7 +190,7 @@ export function createMastodonAdapter(config: Config, opts: { outboxDir?: string
     async send(delivery: Delivery, ctx: SendContext): Promise<SendResult> {
       const content = parseContent(delivery);
       const mediaIds: string[] = [];
-      for (const image of content.images) mediaIds.push(await uploadImage(image, ctx.now()));
+      for (const image of content.images) mediaIds.push(await uploadImage(image, delivery, ctx.now()));
       const posted = await call('POST', '/api/v1/statuses', ctx.now(), {
         headers: { 'content-type': 'application/json', 'idempotency-key': delivery.key },
         body: JSON.stringify({

@@ -95,6 +95,7 @@ export function createPressEmailAdapter(config: Config): ChannelAdapter {
       return result;
     },
     verify: () => sender.verify(),
+    pausesOnLoginFailure: !sender.dryRun,
     close: () => sender.close(),
   };
 }

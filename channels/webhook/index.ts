@@ -1,6 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { Config } from '../../src/config.js';
+import { deriveKey, seal, unseal } from '../../src/keys.js';
+import { urlOrigin } from '../../src/redact.js';
 import {
   NeedsReauthError,
   PermanentError,
@@ -26,8 +28,10 @@ const httpUrl = z
 
 export const contentSchema = z
   .object({
-    /** Defaults to config.webhook.url. */
+    /** Defaults to config.webhook.url. Stored sealed (url_sealed) with its origin (url_origin) for display. */
     url: httpUrl.optional(),
+    url_sealed: z.string().optional(),
+    url_origin: z.string().optional(),
     text: z.string().optional(),
     payload: z.record(z.string(), z.unknown()).optional(),
   })
@@ -46,6 +50,22 @@ export interface WebhookBody {
 /** Used when a 429 carries no usable Retry-After. */
 const DEFAULT_RETRY_AFTER_MS = 60_000;
 const SNIPPET_LENGTH = 200;
+
+/**
+ * At create time: a campaign's own webhook url is kept sealed in Redis (it is
+ * a credential), with its origin beside it for display.
+ */
+export function sealContent(content: Record<string, unknown>, secret: string): void {
+  if (typeof content.url !== 'string' || !secret) return;
+  content.url_origin = urlOrigin(content.url);
+  content.url_sealed = seal(secret, content.url);
+  delete content.url;
+}
+
+/** The signing key when webhook.secret is not set: hex of HKDF(secret, 'webhook'); give it to receivers. */
+export function webhookKey(secret: string): string {
+  return deriveKey(secret, 'webhook').toString('hex');
+}
 
 export function signWebhook(secret: string, timestamp: string | number, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
@@ -109,8 +129,16 @@ function parseContent(delivery: Delivery): WebhookContent {
 }
 
 export function createWebhookAdapter(config: Config): ChannelAdapter {
-  const secret = config.webhook.secret ?? config.secret;
+  // A configured webhook.secret wins; otherwise the 'webhook' key derived from the secret (never the secret itself).
+  const secret = config.webhook.secret ?? (config.secret ? webhookKey(config.secret) : '');
   const timeoutMs = config.webhook.timeout_ms;
+
+  function unsealUrl(content: WebhookContent): string | undefined {
+    if (content.url_sealed === undefined) return undefined;
+    const url = config.secret ? unseal(config.secret, content.url_sealed) : null;
+    if (!url) throw new PermanentError(`webhook ${content.url_origin ?? ''}: the campaign's url cannot be unsealed with this secret (was CRIER_SECRET changed since the campaign was created?)`);
+    return url;
+  }
 
   function buildRequest(delivery: Delivery, content: WebhookContent, now: Date) {
     const body: WebhookBody = {
@@ -133,6 +161,8 @@ export function createWebhookAdapter(config: Config): ChannelAdapter {
   }
 
   async function post(url: string, raw: string, headers: Record<string, string>, ctx: SendContext): Promise<void> {
+    // Errors and logs name the receiver by origin only: the rest of the URL may be its secret.
+    const where = urlOrigin(url);
     let res: Response;
     try {
       res = await fetch(url, {
@@ -145,9 +175,9 @@ export function createWebhookAdapter(config: Config): ChannelAdapter {
       });
     } catch (err) {
       if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
-        throw new TransientError(`webhook ${url} did not answer within ${timeoutMs} ms`);
+        throw new TransientError(`webhook ${where} did not answer within ${timeoutMs} ms`);
       }
-      throw new TransientError(`webhook ${url} unreachable: ${describeNetworkError(err)}`);
+      throw new TransientError(`webhook ${where} unreachable: ${describeNetworkError(err)}`);
     }
     const status = res.status;
     if (status >= 200 && status < 300) {
@@ -158,14 +188,14 @@ export function createWebhookAdapter(config: Config): ChannelAdapter {
     const tail = text ? `: ${text}` : '';
     if (status === 429) {
       const resetAt = parseRetryAfter(res.headers.get('retry-after'), ctx.now());
-      throw new RateLimitedError(`webhook ${url} rate limited (429) until ${resetAt.toISOString()}`, resetAt);
+      throw new RateLimitedError(`webhook ${where} rate limited (429) until ${resetAt.toISOString()}`, resetAt);
     }
-    if (status >= 500) throw new TransientError(`webhook ${url} answered ${status}${tail}`);
-    if (status === 401 || status === 403) throw new NeedsReauthError(`webhook ${url} refused the request (${status})${tail}`);
+    if (status >= 500) throw new TransientError(`webhook ${where} answered ${status}${tail}`);
+    if (status === 401 || status === 403) throw new NeedsReauthError(`webhook ${where} refused the request (${status})${tail}`);
     if (status >= 300 && status < 400) {
-      throw new PermanentError(`webhook ${url} redirected (${status}) to ${res.headers.get('location') ?? '?'}; configure the final URL`);
+      throw new PermanentError(`webhook ${where} redirected (${status}) to ${res.headers.get('location') ?? '?'}; configure the final URL`);
     }
-    throw new PermanentError(`webhook ${url} answered ${status}${tail}`);
+    throw new PermanentError(`webhook ${where} answered ${status}${tail}`);
   }
 
   return {
@@ -175,7 +205,7 @@ export function createWebhookAdapter(config: Config): ChannelAdapter {
 
     async send(delivery: Delivery, ctx: SendContext): Promise<SendResult> {
       const content = parseContent(delivery);
-      const url = content.url ?? config.webhook.url;
+      const url = content.url ?? unsealUrl(content) ?? config.webhook.url;
       if (!secret) throw new PermanentError('webhook: no signing secret (set webhook.secret or CRIER_SECRET)');
       const { body, raw, headers } = buildRequest(delivery, content, ctx.now());
       if (!url) {
@@ -184,7 +214,7 @@ export function createWebhookAdapter(config: Config): ChannelAdapter {
         return { outboxFile };
       }
       await post(url, raw, headers, ctx);
-      ctx.log.debug({ url }, 'webhook delivered');
+      ctx.log.debug({ to: urlOrigin(url) }, 'webhook delivered');
       return {};
     },
 

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { readCampaignFile } from '../domain/campaign-file.js';
 import { channelCounts, getCampaign, listCampaigns, type Campaign, type ChannelCounts } from '../domain/campaigns.js';
+import { campaignEmbargo, embargoWaits } from '../domain/embargo.js';
 import { Scheduler } from '../scheduler.js';
 import { formatLocal, parseLocalTime } from '../time.js';
 import { withContext, type CliContext } from './context.js';
@@ -19,7 +20,12 @@ export interface CampaignView {
   reason?: string;
   author: string;
   approved_by?: string;
+  released_by?: string;
   essential: boolean;
+  /** The embargo instant, when the campaign carries an embargoed press release. */
+  embargo_until?: string;
+  /** Channels that wait for the embargo (public channels, and the press release's publication), with when. */
+  waits_until?: Record<string, string>;
 }
 
 export async function campaignView(ctx: CliContext, c: Campaign): Promise<CampaignView> {
@@ -33,8 +39,17 @@ export async function campaignView(ctx: CliContext, c: Campaign): Promise<Campai
     ...(c.reason ? { reason: c.reason } : {}),
     author: c.author,
     ...(c.approvedBy ? { approved_by: c.approvedBy } : {}),
+    ...(c.releasedBy ? { released_by: c.releasedBy } : {}),
     essential: c.essential,
+    ...embargoView(c),
   };
+}
+
+function embargoView(c: Campaign): Pick<CampaignView, 'embargo_until' | 'waits_until'> {
+  const embargo = campaignEmbargo(c);
+  if (!embargo) return {};
+  const waits = embargoWaits(c);
+  return { embargo_until: embargo.toISOString(), ...(waits.length ? { waits_until: Object.fromEntries(waits.map((w) => [w.channel, w.until.toISOString()])) } : {}) };
 }
 
 async function withScheduler<T>(fn: (ctx: CliContext, s: Scheduler) => Promise<T>): Promise<T> {
@@ -54,10 +69,16 @@ function printShow(ctx: CliContext, v: CampaignView, zone: string): void {
   ctx.out(`  status:  ${v.status}`);
   if (v.reason) ctx.out(`  reason:  ${v.reason}`);
   ctx.out(`  send at: ${formatLocal(new Date(v.send_at), zone)} ${zone}`);
-  ctx.out(`  author:  ${v.author}${v.approved_by ? `, approved by ${v.approved_by}` : ''}`);
+  ctx.out(`  author:  ${v.author}${v.approved_by ? `, approved by ${v.approved_by}` : ''}${v.released_by ? `, released by ${v.released_by}` : ''}`);
+  const local = (iso: string) => `${formatLocal(new Date(iso), zone)} ${zone}`;
+  if (v.embargo_until) {
+    const waiting = Object.keys(v.waits_until ?? {});
+    ctx.out(`  embargo: ${local(v.embargo_until)}${waiting.length ? `: the media list's EMBARGOED email goes at send time; ${waiting.join(', ')} wait until the embargo` : ''}`);
+  }
   for (const [ch, n] of Object.entries(v.channels)) {
     const none = n.sent + n.failed + n.pending + n.skipped === 0 ? '  (no recipients: the list is empty or nobody subscribed matches)' : '';
-    ctx.out(`  ${ch.padEnd(10)} sent ${n.sent}, failed ${n.failed}, pending ${n.pending}${n.skipped ? `, skipped ${n.skipped}` : ''}${n.error ? `  last error: ${n.error}` : ''}${none}`);
+    const waits = v.waits_until?.[ch] ? `  (waits for the embargo: ${local(v.waits_until[ch])})` : '';
+    ctx.out(`  ${ch.padEnd(10)} sent ${n.sent}, failed ${n.failed}, pending ${n.pending}${n.skipped ? `, skipped ${n.skipped}` : ''}${n.error ? `  last error: ${n.error}` : ''}${n.paused ? `  paused: ${n.paused}` : ''}${none}${waits}`);
   }
 }
 
@@ -113,11 +134,22 @@ export function registerCampaignCommands(program: Command): void {
   campaign
     .command('approve')
     .argument('<id>')
-    .description('approve a campaign awaiting approval, or release a held essential one')
+    .description('approve a campaign awaiting approval')
     .action(async (id: string) => {
       await withScheduler(async (ctx, s) => {
         const c = await s.approve(id, ctx.config.user);
         ctx.out(`approved ${c.id} by ${ctx.config.user}: ${c.status}, send at ${formatLocal(c.sendAt, c.timezone)}`);
+      });
+    });
+
+  campaign
+    .command('release')
+    .argument('<id>')
+    .description('an approver releases an essential campaign held by the pre-election period (audited)')
+    .action(async (id: string) => {
+      await withScheduler(async (ctx, s) => {
+        const c = await s.release(id, ctx.config.user);
+        ctx.out(`released ${c.id} by ${ctx.config.user}: ${c.status}, send at ${formatLocal(c.sendAt, c.timezone)}`);
       });
     });
 

@@ -5,6 +5,8 @@ import { channelDefinition } from '../../channels/registry.js';
 import { withOverrides } from '../config.js';
 import { getRecipients } from '../domain/audience.js';
 import { getCampaign } from '../domain/campaigns.js';
+import { campaignEmbargo, channelStartsAt } from '../domain/embargo.js';
+import { formatLocal } from '../time.js';
 import { audienceBatches } from '../../workers/plan.js';
 import { withContext } from './context.js';
 
@@ -33,10 +35,13 @@ export function registerPreviewCommand(campaign: Command): void {
           webhook: { ...ctx.config.webhook, url: undefined },
           community: {},
         });
+        const embargo = campaignEmbargo(c);
+        if (embargo && embargo > c.sendAt) ctx.out(`embargo    ${formatLocal(embargo, c.timezone)} ${c.timezone}: only the media list's EMBARGOED email goes before it`);
         for (const [channel, raw] of Object.entries(c.channels)) {
           const def = channelDefinition(channel)!;
           const content = { ...raw };
           delete content.url; // a webhook url in the campaign would make a real POST
+          delete content.url_sealed;
           let recipient: Recipient | undefined;
           if (def.audience) {
             recipient = SAMPLE;
@@ -49,7 +54,9 @@ export function registerPreviewCommand(campaign: Command): void {
           try {
             const delivery: Delivery = { campaignId: c.id, campaignTitle: c.title, kind: c.kind, channel, content, recipient, key: `${c.id}:${channel}:preview` };
             const r = await adapter.send(delivery, { log: ctx.log, now: () => new Date() });
-            ctx.out(`${channel.padEnd(10)} ${r.outboxFile ?? '(no file)'}${recipient ? `  (to ${recipient.email})` : ''}`);
+            const at = channelStartsAt(c, channel);
+            const waits = at > c.sendAt ? `  (waits for the embargo: goes at ${formatLocal(at, c.timezone)} ${c.timezone})` : '';
+            ctx.out(`${channel.padEnd(10)} ${r.outboxFile ?? '(no file)'}${recipient ? `  (to ${recipient.email})` : ''}${waits}`);
           } finally {
             await adapter.close();
           }

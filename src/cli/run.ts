@@ -14,12 +14,12 @@ import { channelDefinition, channelNames } from '../../channels/registry.js';
 async function run(opts: { server: boolean; queues?: string[] }): Promise<void> {
   const loaded = loadConfig();
   const log = createLogger(loaded.logLevel);
-  const config = ensureSecret(loaded, log);
   const known = allQueueNames();
   for (const q of opts.queues ?? []) {
     if (!known.includes(q)) throw new UserError(`unknown queue "${q}" (known: ${known.join(', ')})`, 'CRIER_ERR_INPUT', { field: '--queues' });
   }
-  const handle = await connectRedis(config, log);
+  const handle = await connectRedis(loaded, log);
+  const config = await ensureSecret(loaded, handle, log);
   const scheduler = new Scheduler(config, handle, log);
   await scheduler.reconcile();
   const pool = startWorkers({ config, handle, log, queues: opts.queues });

@@ -64,7 +64,8 @@ const MAX_LEN: Record<Exclude<Column, 'email'>, number> = { name: 200, area: 100
 
 // One call per batch (rows as ARGV groups of 6, their hash keys after the 5 fixed keys).
 // New subscribers get consent and a sequence number; existing ones keep consent and take
-// non-empty new values; unsubscribed or suppressed ones are never touched.
+// non-empty new values; unsubscribed or suppressed ones (or, for this list, those who
+// unsubscribed from it: field unsub:<list>) are never touched.
 // Replies per row: 1 imported, 2 updated, 3 suppressed.
 const UPSERT = luaScript(`
 local out = {}
@@ -73,7 +74,7 @@ for r = 1, #KEYS - 5 do
   local key, a = KEYS[5 + r], 3 + (r - 1) * 6
   local id, hash, email, name, area, topics = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
   local status = redis.call('HGET', key, 'status')
-  if status == 'unsubscribed' or redis.call('SISMEMBER', KEYS[4], hash) == 1 then
+  if status == 'unsubscribed' or redis.call('SISMEMBER', KEYS[4], hash) == 1 or redis.call('HEXISTS', key, 'unsub:' .. list) == 1 then
     out[r] = 3
   else
     if status then

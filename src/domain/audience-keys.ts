@@ -17,6 +17,11 @@ export function emailHash(email: string): string {
   return createHash('sha256').update(normaliseEmail(email)).digest('hex');
 }
 
+/** The subscriber-hash field that records an unsubscribe from one list (its value: when). */
+export function listOptOutField(list: string): string {
+  return `unsub:${list}`;
+}
+
 export function subscriberId(email: string): string {
   return emailHash(email).slice(0, 20);
 }

@@ -5,6 +5,7 @@ import {
   audienceKeys,
   emailHash,
   execAll,
+  listOptOutField,
   luaScript,
   normaliseEmail,
   runScript,
@@ -19,7 +20,7 @@ import { safeCsvLine } from './csv.js';
  * must never be mailed again, which outlives re-imports and erasure).
  */
 
-export { subscriberId, emailHash, normaliseEmail, checkListName, audienceKeys, emailProblem } from './audience-keys.js';
+export { subscriberId, emailHash, normaliseEmail, checkListName, audienceKeys, emailProblem, listOptOutField } from './audience-keys.js';
 export type { AudienceEventHook } from './audience-keys.js';
 export { importSubscribers, type ImportResult, type ImportOptions } from './audience-import.js';
 
@@ -215,6 +216,37 @@ export async function unsubscribe(
   return { email };
 }
 
+// Checks the email is still the one we read, as UNSUBSCRIBE does. Keeps the first time.
+const UNSUBSCRIBE_LIST = `
+if redis.call('HGET', KEYS[1], 'email') ~= ARGV[1] then return 0 end
+redis.call('HSETNX', KEYS[1], ARGV[4], ARGV[2])
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+return 1`;
+
+/**
+ * Unsubscribes from one list, at once (the one-click link in a message
+ * unsubscribes from the list the message came from): the subscriber stays on
+ * their other lists, is skipped by any campaign to this list still sending,
+ * and a re-import into this list leaves them out. Idempotent.
+ */
+export async function unsubscribeFromList(
+  redis: Redis,
+  prefix: string,
+  id: string,
+  list: string,
+  source: string,
+  opts: AudienceOpts = {},
+): Promise<{ email: string } | null> {
+  const k = audienceKeys(prefix);
+  const email = await redis.hget(k.sub(id), 'email');
+  if (!email) return null;
+  const now = (opts.now ?? (() => new Date()))().toISOString();
+  const done = await redis.eval(UNSUBSCRIBE_LIST, 1, k.sub(id), email, now, source, listOptOutField(list));
+  if (done !== 1) return null;
+  await opts.onEvent?.('subscriber.unsubscribe', { id, source, list });
+  return { email };
+}
+
 const FORGET = `
 local existed = redis.call('EXISTS', KEYS[1])
 redis.call('DEL', KEYS[1])
@@ -272,9 +304,13 @@ export async function exportList(
     if (raw.length === 0) break;
     after = `(${raw[raw.length - 1] as string}`;
     const pipe = redis.pipeline();
-    for (let i = 0; i < raw.length; i += 2) pipe.hmget(k.sub(raw[i] as string), ...EXPORT_HEADER);
+    for (let i = 0; i < raw.length; i += 2) pipe.hmget(k.sub(raw[i] as string), ...EXPORT_HEADER, listOptOutField(list));
     const rows = (await execAll(pipe)) as Array<Array<string | null>>;
-    for (const row of rows) {
+    const statusAt = EXPORT_HEADER.indexOf('status');
+    for (const full of rows) {
+      // Someone who unsubscribed from this list (only) shows as unsubscribed in its export.
+      const row = full.slice(0, EXPORT_HEADER.length);
+      if (full[EXPORT_HEADER.length]) row[statusAt] = 'unsubscribed';
       if (!row[0]) continue;
       await write(safeCsvLine(row.map((v) => v ?? '')));
       count++;

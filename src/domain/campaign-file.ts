@@ -1,8 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
+import { sniffImageType } from '../../channels/images.js';
 import { channelDefinition, channelNames } from '../../channels/registry.js';
+import type { ImageType } from '../../channels/twitter/content.js';
 import type { Config } from '../config.js';
 import { UserError } from '../errors.js';
 import { isValidZone, parseLocalTime } from '../time.js';
@@ -24,6 +27,8 @@ export interface CampaignDraft {
   timezone: string;
   essential: boolean;
   channels: Record<string, Record<string, unknown>>;
+  /** Image bytes read at create time, by sha256: stored with the campaign so any worker can post them. */
+  media?: Map<string, Buffer>;
 }
 
 const fileSchema = z
@@ -137,6 +142,7 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
   const names = usable('channels') ? Object.keys(f.channels).filter((name) => usable('channels', name)) : [];
   if (usable('channels') && Object.keys(f.channels).length === 0) problems.push(problem(['channels'], 'at least one channel is required'));
   const channels: Record<string, Record<string, unknown>> = {};
+  const media = new Map<string, Buffer>();
   for (const name of names) {
     check(() => {
       const def = channelDefinition(name);
@@ -147,7 +153,7 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
       if (typeof content.body === 'string' && Buffer.byteLength(content.body) > MAX_BODY_BYTES) {
         fail(['channels', name, bodyField], `the body is ${megabytes(Buffer.byteLength(content.body))}; the most a campaign body may be is 1 MB`);
       }
-      resolveImages(content, file, (i, msg) => fail(['channels', name, 'images', i, 'file'], msg));
+      resolveImages(content, file, media, def.imageMaxBytes, (i, msg) => fail(['channels', name, 'images', i, 'file'], msg));
       const result = def.contentSchema.safeParse(content);
       if (!result.success) {
         throw UserError.all(result.error.issues.map((issue) => problem(['channels', name, ...issuePath(issue)], issueMessage(issue))));
@@ -158,11 +164,12 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
           value[`${field}_iso`] = parseLocalTime(value[field], timezone, where(['channels', name, field])).toISOString();
         }
       }
+      def.seal?.(value, config.secret);
       channels[name] = value;
     });
   }
   if (problems.length > 0) throw UserError.all(byLine(problems));
-  return { title: f.title, kind: f.kind, sendAt, timezone, essential: f.essential, channels };
+  return { title: f.title, kind: f.kind, sendAt, timezone, essential: f.essential, channels, media };
 }
 
 /** Mistakes in file order (stable: several on one line keep their order); any without a line last. */
@@ -201,13 +208,38 @@ function inlineBodyFile(content: Record<string, unknown>, file: string, fail: (m
   delete content.body_file;
 }
 
-/** Image paths are relative to the campaign file; they must exist when the campaign is created. */
-function resolveImages(content: Record<string, unknown>, file: string, fail: (i: number, msg: string) => never): void {
+/**
+ * Images are read when the campaign is created, relative to the campaign file,
+ * checked against the network's type and size limits, and stored with the
+ * campaign (by sha256), so a worker on any machine posts the same bytes and the
+ * file may be moved or deleted afterwards.
+ */
+function resolveImages(
+  content: Record<string, unknown>,
+  file: string,
+  media: Map<string, Buffer>,
+  maxBytes: ((type: ImageType) => number) | undefined,
+  fail: (i: number, msg: string) => never,
+): void {
   if (!Array.isArray(content.images)) return;
   content.images = content.images.map((img: unknown, i: number) => {
     if (!img || typeof img !== 'object' || typeof (img as { file?: unknown }).file !== 'string') return img;
-    const full = path.resolve(path.dirname(file), (img as { file: string }).file);
-    if (!existsSync(full)) fail(i, `image not found: ${full}`);
-    return { ...img, file: full };
+    const name = (img as { file: string }).file;
+    const full = path.resolve(path.dirname(file), name);
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(full);
+    } catch {
+      return fail(i, `image not found or not readable: ${full}`);
+    }
+    const type = sniffImageType(bytes);
+    if (!type) return fail(i, `${full} is not a PNG, JPEG, GIF or WebP image (judged by its content, not its name)`);
+    const limit = maxBytes?.(type);
+    if (limit !== undefined && bytes.length > limit) {
+      return fail(i, `${full} is ${(bytes.length / 1048576).toFixed(1)} MB; this network takes ${type} images up to ${limit / 1048576} MB`);
+    }
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    media.set(sha256, bytes);
+    return { ...img, file: name, sha256, type, bytes: bytes.length };
   });
 }

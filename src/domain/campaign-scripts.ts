@@ -38,7 +38,8 @@ return s
  * Puts a failed or partially failed campaign's failed deliveries back to pending:
  * each leaves the done set and the failures hash, its channel's failed count
  * drops, and the campaign is sending again (FINISH decides its status anew).
- * KEYS: campaign, counts, failures, then one done set per channel.
+ * Each gets a fresh budget of tries.
+ * KEYS: campaign, counts, failures, tries, then one done set per channel.
  * ARGV: now ISO, then the channel names in the order of their done sets.
  * → {'sending', deliveries put back, retry number, channels (',' joined)} or {refusal, 0, 0, ''}
  */
@@ -47,13 +48,14 @@ local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return {'missing', 0, 0, ''} end
 if s ~= 'failed' and s ~= 'partially_failed' then return {'refused:' .. s, 0, 0, ''} end
 local doneKey = {}
-for j = 2, #ARGV do doneKey[ARGV[j]] = KEYS[j + 2] end
+for j = 2, #ARGV do doneKey[ARGV[j]] = KEYS[j + 3] end
 local n, touched, seen = 0, {}, {}
 local all = redis.call('HGETALL', KEYS[3])
 for i = 1, #all, 2 do
   local ch, id = string.match(all[i], '^([^:]+):(.*)$')
   if ch and doneKey[ch] and redis.call('SREM', doneKey[ch], id) == 1 then
     redis.call('HINCRBY', KEYS[2], ch .. ':failed', -1)
+    redis.call('HDEL', KEYS[4], all[i])
     n = n + 1
     if not seen[ch] then seen[ch] = true; touched[#touched + 1] = ch end
   end
@@ -84,12 +86,27 @@ return {'refused:' .. s, 0}
 export const APPROVE = `
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return {'missing', 0} end
-if s == 'awaiting_approval' or (s == 'held' and redis.call('HGET', KEYS[1], 'essential') == '1') then
+if s == 'awaiting_approval' then
   redis.call('HSET', KEYS[1], 'status', 'scheduled', 'approved_by', ARGV[1], 'reason', '', 'updated_at', ARGV[2])
   local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
   return {'scheduled', v}
 end
 return {'refused:' .. s, 0}
+`;
+
+/**
+ * An approver releases an essential campaign held by the pre-election period.
+ * The release names the windows it was given for, so it never carries over to
+ * another window. ARGV: approver, windows (',' joined), now ISO. → {status, version}
+ */
+export const RELEASE = `
+local s = redis.call('HGET', KEYS[1], 'status')
+if not s then return {'missing', 0} end
+if s ~= 'held' then return {'refused:' .. s, 0} end
+if redis.call('HGET', KEYS[1], 'essential') ~= '1' then return {'refused:not-essential', 0} end
+redis.call('HSET', KEYS[1], 'status', 'scheduled', 'released_by', ARGV[1], 'released_for', ARGV[2], 'released_at', ARGV[3], 'reason', '', 'updated_at', ARGV[3])
+local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+return {'scheduled', v}
 `;
 
 /**
@@ -137,16 +154,20 @@ end
  * suppressed) or 'send'.
  */
 const MAY_SEND_FN = `
-local function may_send(campaign, subscriber, suppressed, hash)
+local function may_send(campaign, subscriber, suppressed, hash, optout)
   if redis.call('HGET', campaign, 'status') ~= 'sending' then return 'stop' end
   if redis.call('HGET', subscriber, 'status') ~= 'subscribed' or redis.call('SISMEMBER', suppressed, hash) == 1 then return 'skip' end
+  if optout and optout ~= '' and redis.call('HEXISTS', subscriber, optout) == 1 then return 'skip' end
   return 'send'
 end
 `;
 
-/** KEYS: campaign, subscriber, suppression set. ARGV: the subscriber's email hash. */
+/**
+ * KEYS: campaign, subscriber, suppression set. ARGV: the subscriber's email hash, and
+ * optionally the field recording an unsubscribe from the channel's list (unsub:<list>).
+ */
 export const MAY_SEND = `${MAY_SEND_FN}
-return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
 `;
 
 /**
@@ -155,7 +176,7 @@ return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
  * KEYS: campaign, counts, done set, failures hash, sent-ids hash; then, optionally,
  * the next recipient's subscriber hash and the suppression set.
  * ARGV: channel, recipient, outcome (sent|failed|skipped), reason, now, network id ('' = none);
- * then, with the optional keys, the next recipient's email hash.
+ * then, with the optional keys, the next recipient's email hash and list opt-out field.
  * Returns {final status if this was the last outcome else '', next verdict or ''}.
  */
 export const MARK = `${FINISH}${MAY_SEND_FN}
@@ -169,7 +190,7 @@ if redis.call('SADD', KEYS[3], ARGV[2]) == 1 then
 end
 local finished = finish(ARGV[5])
 local verdict = ''
-if #KEYS >= 7 then verdict = may_send(KEYS[1], KEYS[6], KEYS[7], ARGV[7]) end
+if #KEYS >= 7 then verdict = may_send(KEYS[1], KEYS[6], KEYS[7], ARGV[7], ARGV[8]) end
 return {finished, verdict}
 `;
 

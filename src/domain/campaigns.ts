@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { UserError } from '../errors.js';
 import { runScript } from '../redis/scripts.js';
+import { pausedChannels } from './channel-pause.js';
 import type { CampaignDraft, CampaignKind } from './campaign-file.js';
-import { APPROVE, BEGIN, CANCEL, RESCHEDULE, RETRY_FAILED } from './campaign-scripts.js';
+import { APPROVE, BEGIN, CANCEL, RELEASE, RESCHEDULE, RETRY_FAILED } from './campaign-scripts.js';
 
 export const STATUSES = ['draft', 'awaiting_approval', 'scheduled', 'held', 'sending', 'sent', 'partially_failed', 'failed', 'cancelled'] as const;
 export type CampaignStatus = (typeof STATUSES)[number];
@@ -18,6 +19,9 @@ export interface Campaign {
   essential: boolean;
   author: string;
   approvedBy?: string;
+  /** Who released it during a pre-election window, and the windows released for (see workers/plan.ts). */
+  releasedBy?: string;
+  releasedFor?: string[];
   reason?: string;
   version: number;
   createdAt: Date;
@@ -30,6 +34,8 @@ export interface ChannelCounts {
   pending: number;
   skipped: number;
   error?: string;
+  /** Why the channel is paused for every campaign (an SMTP login refused), if it is. */
+  paused?: string;
 }
 
 /** Redis keys of one campaign. */
@@ -41,6 +47,10 @@ export function campaignKeys(prefix: string, id: string) {
     batches: `${base}:batches`,
     done: (channel: string) => `${base}:done:${channel}`,
     failures: `${base}:failures`,
+    /** `<channel>:<recipient>` → tries that ended in a transient failure (each delivery has its own budget). */
+    tries: `${base}:tries`,
+    /** sha256 → image bytes, stored at create time (channels/images.ts). */
+    media: `${base}:media`,
     /** `<channel>:<recipient>` → the network's id for what was sent (post id, message id). */
     sent: `${base}:sent`,
     index: `${prefix}:campaigns`,
@@ -55,8 +65,9 @@ export async function saveNewCampaign(redis: Redis, prefix: string, draft: Campa
   const id = newCampaignId();
   const k = campaignKeys(prefix, id);
   const c: Campaign = { id, title: draft.title, kind: draft.kind, status, sendAt: draft.sendAt, timezone: draft.timezone, essential: draft.essential, author, version: 1, createdAt: now, channels: draft.channels };
-  await redis
-    .multi()
+  const tx = redis.multi();
+  if (draft.media && draft.media.size > 0) tx.hset(k.media, Object.fromEntries(draft.media));
+  await tx
     .hset(k.hash, {
       id,
       title: c.title,
@@ -88,6 +99,8 @@ function fromHash(h: Record<string, string>): Campaign {
     essential: h.essential === '1',
     author: h.author!,
     approvedBy: h.approved_by || undefined,
+    releasedBy: h.released_by || undefined,
+    releasedFor: h.released_for ? h.released_for.split(',') : undefined,
     reason: h.reason || undefined,
     version: Number(h.version),
     createdAt: new Date(h.created_at!),
@@ -115,7 +128,7 @@ export async function listCampaigns(redis: Redis, prefix: string, limit = 500): 
 }
 
 export async function channelCounts(redis: Redis, prefix: string, c: Campaign): Promise<Record<string, ChannelCounts>> {
-  const counts = await redis.hgetall(campaignKeys(prefix, c.id).counts);
+  const [counts, paused] = await Promise.all([redis.hgetall(campaignKeys(prefix, c.id).counts), pausedChannels(redis, prefix)]);
   const out: Record<string, ChannelCounts> = {};
   for (const ch of Object.keys(c.channels)) {
     const n = (f: string) => Number(counts[`${ch}:${f}`] ?? 0);
@@ -126,7 +139,7 @@ export async function channelCounts(redis: Redis, prefix: string, c: Campaign): 
     const skipped = n('skipped');
     // Before planning finishes the total is still growing; a not-yet-started channel counts as one pending delivery at least.
     const pending = Math.max(total - sent - failed - skipped, planned || c.status === 'cancelled' ? 0 : 1);
-    out[ch] = { sent, failed, pending, skipped, ...(counts[`${ch}:error`] ? { error: counts[`${ch}:error`] } : {}) };
+    out[ch] = { sent, failed, pending, skipped, ...(counts[`${ch}:error`] ? { error: counts[`${ch}:error`] } : {}), ...(paused[ch] && pending > 0 ? { paused: paused[ch] } : {}) };
   }
   return out;
 }
@@ -149,7 +162,7 @@ export async function retryFailed(redis: Redis, prefix: string, c: Campaign, now
   const [status, deliveries, retry, channels] = await runScript<[string, number, number, string]>(
     redis,
     RETRY_FAILED,
-    [k.hash, k.counts, k.failures, ...names.map((ch) => k.done(ch))],
+    [k.hash, k.counts, k.failures, k.tries, ...names.map((ch) => k.done(ch))],
     [now.toISOString(), ...names],
   );
   if (status === 'missing') throw new UserError(`no campaign with id "${c.id}"`, 'CRIER_ERR_NOT_FOUND');
@@ -170,10 +183,38 @@ export async function approveCampaign(redis: Redis, prefix: string, id: string, 
   if (status === 'missing') throw new UserError(`no campaign with id "${id}"`, 'CRIER_ERR_NOT_FOUND');
   if (status.startsWith('refused:')) {
     const s = status.slice(8);
-    const why = s === 'held' ? 'it is held by the pre-election period and not marked essential: true' : `it is ${s}`;
+    const why =
+      s === 'held'
+        ? 'it is held by the pre-election period; an essential campaign is released with `crier campaign release ID`, any other is rescheduled after the window'
+        : `it is ${s}`;
     throw new UserError(`campaign ${id} cannot be approved: ${why}`, 'CRIER_ERR_STATE');
   }
   return { status: status as CampaignStatus, version };
+}
+
+/** An approver releases an essential campaign held by the pre-election period, for the windows named. */
+export async function releaseCampaign(redis: Redis, prefix: string, id: string, approver: string, windows: string[], now: Date): Promise<{ status: CampaignStatus; version: number }> {
+  const [status, version] = await runScript<[string, number]>(redis, RELEASE, [campaignKeys(prefix, id).hash], [approver, windows.join(','), now.toISOString()]);
+  if (status === 'missing') throw new UserError(`no campaign with id "${id}"`, 'CRIER_ERR_NOT_FOUND');
+  if (status === 'refused:not-essential') {
+    throw new UserError(`campaign ${id} is not marked essential: true; only an essential campaign can be released during the pre-election period (reschedule it after the window)`, 'CRIER_ERR_STATE');
+  }
+  if (status.startsWith('refused:')) throw new UserError(`campaign ${id} is ${status.slice(8)}; only a campaign held by the pre-election period can be released`, 'CRIER_ERR_STATE');
+  return { status: status as CampaignStatus, version };
+}
+
+/** The stored bytes of the images a channel's content names (by sha256). */
+export async function campaignMedia(redis: Redis, prefix: string, id: string, content: Record<string, unknown>): Promise<Map<string, Buffer> | undefined> {
+  const images = Array.isArray(content.images) ? content.images : [];
+  const shas = images.map((i: unknown) => (i && typeof i === 'object' ? (i as { sha256?: unknown }).sha256 : undefined)).filter((x): x is string => typeof x === 'string');
+  if (shas.length === 0) return undefined;
+  const found = await redis.hmgetBuffer(campaignKeys(prefix, id).media, ...shas);
+  const out = new Map<string, Buffer>();
+  shas.forEach((sha, i) => {
+    const b = found[i];
+    if (b) out.set(sha, b);
+  });
+  return out;
 }
 
 /** The network ids of what a campaign sent, by `<channel>:<recipient>` (recipient '-' for posts). */

@@ -3,19 +3,15 @@ import { pressRoutes } from '../../channels/press/routes.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { RedisHandle } from '../redis/connection.js';
+import { healthRoutes } from './health.js';
+import { requestForLog } from './request-log.js';
 import { unsubscribeRoutes } from './unsubscribe.js';
 
 /** The HTTP server: health, and the public endpoints (unsubscribe, press feeds). */
 export async function buildServer(config: Config, handle: RedisHandle, log: Logger, now: () => Date = () => new Date()) {
-  const app = Fastify({ loggerInstance: log.child({ part: 'http' }) });
-  app.get('/healthz', async (_req, reply) => {
-    try {
-      await handle.redis.ping();
-      return { ok: true };
-    } catch {
-      return reply.code(503).send({ ok: false, redis: 'unreachable' });
-    }
-  });
+  // Request logs never show an unsubscribe token (/u/<token> → /u/…).
+  const app = Fastify({ loggerInstance: log.child({ part: 'http' }, { serializers: { req: requestForLog } }) });
+  await app.register(healthRoutes({ redis: handle.redis, prefix: handle.prefix }));
   await app.register(unsubscribeRoutes({ redis: handle.redis, prefix: handle.prefix, secret: config.secret }));
   await app.register(pressRoutes({ redis: handle.redis, prefix: handle.prefix, publicUrl: config.publicUrl, timezone: config.timezone, siteTitle: config.organisation, now }));
   return app;
