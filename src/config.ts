@@ -4,6 +4,8 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { UserError } from './errors.js';
 import { parseLocalTime } from './time.js';
+import { organisationSchema, resolveOrganisation, type Organisation } from './organisation.js';
+import { catalogueFor, metricsDefaults, metricsSchema } from './metrics-config.js';
 
 /**
  * The one place that reads the configuration file and the environment.
@@ -30,8 +32,8 @@ const localTime = z.string().regex(/^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?$/
 const fileSchema = z
   .object({
     timezone: z.string().default('Europe/London'),
-    /** Who publishes: named on press release pages and feeds. */
-    organisation: z.string().trim().min(1).max(200).optional(),
+    /** Who publishes: a name, or { name, address, website, logo, press_contact } (src/organisation.ts). */
+    organisation: organisationSchema,
     redis_prefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default('crier'),
     /** Recipients per delivery job when a campaign is fanned out. */
     batch_size: z.number().int().min(1).max(5000).default(100),
@@ -65,6 +67,7 @@ const fileSchema = z
       })
       .strict()
       .default({ cron: '0 8 * * 1', recipients: [] }),
+    metrics: metricsSchema.default(metricsDefaults),
   })
   .strict();
 
@@ -78,7 +81,8 @@ const envSchema = z.object({
   CRIER_DATA_DIR: z.string().default('./data'),
   CRIER_USER: z.string().optional(),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
-  HOST: z.string().default('0.0.0.0'),
+  /** Loopback unless told otherwise: the server is reachable from other machines only by choice (docker-compose sets 0.0.0.0). */
+  HOST: z.string().default('127.0.0.1'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   TWITTER_API_BASE: z.string().url().default('https://api.x.com'),
   TWITTER_APP_KEY: z.string().optional(),
@@ -90,6 +94,9 @@ const envSchema = z.object({
   PLAUSIBLE_URL: z.string().url().optional(),
   PLAUSIBLE_API_KEY: z.string().optional(),
   PLAUSIBLE_SITE_ID: z.string().optional(),
+  MATOMO_URL: z.string().url().optional(),
+  MATOMO_TOKEN: z.string().optional(),
+  MATOMO_SITE_ID: z.string().optional(),
 });
 
 export type FileConfig = z.infer<typeof fileSchema>;
@@ -101,7 +108,11 @@ export interface PurdahWindow {
   reason: string;
 }
 
-export interface Config extends Omit<FileConfig, 'channels' | 'purdah'> {
+export interface Config extends Omit<FileConfig, 'channels' | 'purdah' | 'organisation'> {
+  /** The organisation's name (unset: none configured); `org` has the details. */
+  organisation?: string;
+  /** Masthead and footer of every email and public page. */
+  org?: Organisation;
   /** Pre-election blackout windows as instants. */
   purdah: PurdahWindow[];
   configFile?: string;
@@ -120,6 +131,7 @@ export interface Config extends Omit<FileConfig, 'channels' | 'purdah'> {
   twitter: { apiBase: string; appKey?: string; appSecret?: string; accessToken?: string; accessSecret?: string };
   mastodon: { url?: string; token?: string };
   plausible: { url?: string; apiKey?: string; siteId?: string };
+  matomo: { url?: string; token?: string; siteId?: string };
   channelSettings(name: string): ChannelSettings;
 }
 
@@ -179,8 +191,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       field: 'timezone',
     });
   }
+  catalogueFor(f.metrics, configFile);
   const dataDir = path.resolve(cwd, e.CRIER_DATA_DIR);
-  const { channels, purdah, ...rest } = f;
+  const { channels, purdah, organisation, ...rest } = f;
+  const org = resolveOrganisation(organisation, configFile, cwd);
   const where = (i: number, field: string) => ({ file: configFile, field: `purdah.${i}.${field}` });
   const windows = purdah.map((w, i) => {
     const from = parseLocalTime(w.from, f.timezone, where(i, 'from'));
@@ -191,6 +205,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   const defaults = channelSettings.parse({});
   const config: Config = {
     ...rest,
+    organisation: org?.name,
+    org,
     purdah: windows,
     configFile,
     dataDir,
@@ -212,7 +228,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       accessSecret: e.TWITTER_ACCESS_SECRET,
     },
     mastodon: { url: e.MASTODON_URL?.replace(/\/+$/, ''), token: e.MASTODON_TOKEN },
-    plausible: { url: e.PLAUSIBLE_URL, apiKey: e.PLAUSIBLE_API_KEY, siteId: e.PLAUSIBLE_SITE_ID },
+    plausible: { url: e.PLAUSIBLE_URL?.replace(/\/+$/, ''), apiKey: e.PLAUSIBLE_API_KEY, siteId: e.PLAUSIBLE_SITE_ID },
+    matomo: { url: e.MATOMO_URL, token: e.MATOMO_TOKEN, siteId: e.MATOMO_SITE_ID },
     channelSettings: (name: string) => channels[name] ?? defaults,
   };
   return Object.freeze(config);

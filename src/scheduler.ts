@@ -20,6 +20,18 @@ import {
 } from './domain/campaigns.js';
 
 export const CAMPAIGN_QUEUE = 'campaigns';
+
+/** Why a campaign in this state cannot be approved (APPROVE checks again, atomically). */
+function refuseApprovalFor(c: Campaign): void {
+  if (c.status === 'awaiting_approval' || (c.status === 'held' && c.essential)) return;
+  const why: Partial<Record<Campaign['status'], string>> = {
+    scheduled: c.approvedBy ? `it was already approved by ${c.approvedBy} and is scheduled` : 'it is scheduled and needs no approval (its kind is not in approval.kinds)',
+    held: 'it is held by the pre-election period and not marked essential: true; reschedule it after the period instead',
+    cancelled: 'it is cancelled',
+    draft: 'it is a draft',
+  };
+  throw new UserError(`campaign ${c.id} cannot be approved: ${why[c.status] ?? `it is ${c.status.replace('_', ' ')}`}`, 'CRIER_ERR_STATE');
+}
 export const deliverQueueName = (channel: string): string => `deliver-${channel}`;
 export const planJobId = (id: string, version: number): string => `${id}:plan:v${version}`;
 
@@ -116,6 +128,8 @@ export class Scheduler {
 
   async approve(id: string, actor: string): Promise<Campaign> {
     const c = await getCampaign(this.redis, this.config.redis_prefix, id);
+    // The state first: "you cannot approve your own campaign" is wrong news about one that needs no approval.
+    refuseApprovalFor(c);
     this.checkApprover(actor, c.author, id);
     const { version } = await approveCampaign(this.redis, this.config.redis_prefix, id, actor, this.now());
     await this.audit(actor, 'campaign.approve', id, { was: c.status });
@@ -170,7 +184,7 @@ export class Scheduler {
     const prefix = this.config.redis_prefix;
     const c = await getCampaign(this.redis, prefix, id);
     const { deliveries, retry, channels } = await retryFailed(this.redis, prefix, c, this.now());
-    await this.audit(actor, 'campaign.retry', id, { was: c.status, deliveries: String(deliveries) });
+    await this.audit(actor, 'campaign.retry', id, { was: c.status, deliveries });
     const k = campaignKeys(prefix, id);
     let cursor = '0';
     do {

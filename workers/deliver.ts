@@ -22,9 +22,10 @@ import type { DeliverJobData } from '../src/scheduler.js';
 export interface DeliverDeps {
   config: Config;
   redis: Redis;
-  log: Logger;
   adapter: ChannelAdapter;
   now(): Date;
+  /** The channel's logger: `channel` is already bound. */
+  log: Logger;
   /** Waits for the channel's messages-per-second budget. */
   throttle(): Promise<void>;
   /** Pauses the channel's queue until the network's reset time. */
@@ -79,7 +80,8 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
   const k = campaignKeys(prefix, campaignId);
   const c = await findCampaign(redis, prefix, campaignId);
   if (!c || c.status !== 'sending') return; // cancelled (or gone): send nothing more
-  const log = deps.log.child({ campaignId, channel, batch });
+  // deps.log already names the channel (workers/index.ts): binding it again would print the key twice.
+  const log = deps.log.child({ campaignId, batch });
   const ids = ((await redis.hget(k.batches, batch)) ?? '').split(',').filter(Boolean);
   const done = ids.length > 0 ? await redis.smismember(k.done(channel), ...ids) : [];
   const todo = ids.filter((_, i) => done[i] !== 1);

@@ -9,10 +9,11 @@ import { PausedForRateLimit, processDeliverJob, type DeliverDeps } from './deliv
 import { processCampaignJob } from './plan.js';
 import { guardChannel, type ChannelGuard } from './channel-guard.js';
 import { specialDeliveries } from './specials.js';
+import { COLLECT_QUEUE, startCollectWorker, type CollectWorker } from './collect/worker.js';
 
-/** The queue names a worker process can serve: `campaigns` and `deliver-<channel>`. */
+/** The queue names a worker process can serve: `campaigns`, `deliver-<channel>` and `collect`. */
 export function allQueueNames(): string[] {
-  return [CAMPAIGN_QUEUE, ...channelNames().map(deliverQueueName)];
+  return [CAMPAIGN_QUEUE, ...channelNames().map(deliverQueueName), COLLECT_QUEUE];
 }
 
 export interface WorkerPool {
@@ -55,12 +56,17 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
   const adapters: ChannelAdapter[] = [];
   const workers: Worker[] = [];
   const guards: ChannelGuard[] = [];
+  const collectors: CollectWorker[] = [];
   // A killed worker's active jobs are retried once their lock lapses and the stalled check runs.
   const lock = { lockDuration: config.worker_lock_ms, stalledInterval: config.worker_lock_ms };
   const onError = (name: string) => (err: Error) => log.warn({ queue: name, err: err.message }, 'worker error');
 
   for (const name of wanted) {
     if (!known.has(name)) throw new Error(`unknown queue ${name}`);
+    if (name === COLLECT_QUEUE) {
+      collectors.push(startCollectWorker({ config, handle, log, now: opts.now }));
+      continue;
+    }
     if (name === CAMPAIGN_QUEUE) {
       const w = new Worker<CampaignJobData>(
         name,
@@ -112,7 +118,7 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
     workers,
     async close() {
       for (const g of guards) g.stop();
-      await Promise.all(workers.map((w) => w.close()));
+      await Promise.all([...workers.map((w) => w.close()), ...collectors.map((c) => c.close())]);
       await Promise.all(adapters.map((a) => a.close().catch(() => undefined)));
       await Promise.all([...queues.values()].map((q) => q.close()));
     },

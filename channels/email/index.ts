@@ -230,6 +230,7 @@ export function createEmailAdapter(config: Config): ChannelAdapter {
         key: delivery.key,
         recipient,
         now: ctx.now(),
+        label: delivery.kind === 'newsletter' ? 'Newsletter' : undefined,
       });
       const result = await sender.deliver(mail, delivery, recipient);
       ctx.log.debug({ recipientId: recipient.id, messageId: result.id, outboxFile: result.outboxFile }, 'email sent');

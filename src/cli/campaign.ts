@@ -1,11 +1,14 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { readCampaignFile } from '../domain/campaign-file.js';
-import { channelCounts, getCampaign, listCampaigns, type Campaign, type ChannelCounts } from '../domain/campaigns.js';
+import { channelViews, failureGroups, type ChannelView, type FailureGroup } from '../domain/campaign-report.js';
+import { getCampaign, listCampaigns, type Campaign } from '../domain/campaigns.js';
 import { campaignEmbargo, embargoWaits } from '../domain/embargo.js';
 import { Scheduler } from '../scheduler.js';
 import { formatLocal, parseLocalTime } from '../time.js';
+import { checkCampaignLists, formatCampaignList, printShow } from './campaign-output.js';
 import { withContext, type CliContext } from './context.js';
+import { registerFailuresCommand } from './failures.js';
 import { registerPreviewCommand } from './preview.js';
 
 /** `crier campaign …`: create, list, show, approve, cancel, retry, reschedule, preview. */
@@ -16,7 +19,9 @@ export interface CampaignView {
   kind: string;
   status: string;
   send_at: string;
-  channels: Record<string, ChannelCounts>;
+  channels: Record<string, ChannelView>;
+  /** Failed deliveries grouped by channel and reason, largest first (`campaign failures ID` lists who). */
+  failures: FailureGroup[];
   reason?: string;
   author: string;
   approved_by?: string;
@@ -35,7 +40,8 @@ export async function campaignView(ctx: CliContext, c: Campaign): Promise<Campai
     kind: c.kind,
     status: c.status,
     send_at: c.sendAt.toISOString(),
-    channels: await channelCounts(ctx.redis.redis, ctx.redis.prefix, c),
+    channels: await channelViews(ctx.redis.redis, ctx.redis.prefix, c),
+    failures: await failureGroups(ctx.redis.redis, ctx.redis.prefix, c.id),
     ...(c.reason ? { reason: c.reason } : {}),
     author: c.author,
     ...(c.approvedBy ? { approved_by: c.approvedBy } : {}),
@@ -63,25 +69,6 @@ async function withScheduler<T>(fn: (ctx: CliContext, s: Scheduler) => Promise<T
   });
 }
 
-function printShow(ctx: CliContext, v: CampaignView, zone: string): void {
-  ctx.out(`${v.id}  ${v.title}`);
-  ctx.out(`  kind:    ${v.kind}${v.essential ? ' (essential)' : ''}`);
-  ctx.out(`  status:  ${v.status}`);
-  if (v.reason) ctx.out(`  reason:  ${v.reason}`);
-  ctx.out(`  send at: ${formatLocal(new Date(v.send_at), zone)} ${zone}`);
-  ctx.out(`  author:  ${v.author}${v.approved_by ? `, approved by ${v.approved_by}` : ''}${v.released_by ? `, released by ${v.released_by}` : ''}`);
-  const local = (iso: string) => `${formatLocal(new Date(iso), zone)} ${zone}`;
-  if (v.embargo_until) {
-    const waiting = Object.keys(v.waits_until ?? {});
-    ctx.out(`  embargo: ${local(v.embargo_until)}${waiting.length ? `: the media list's EMBARGOED email goes at send time; ${waiting.join(', ')} wait until the embargo` : ''}`);
-  }
-  for (const [ch, n] of Object.entries(v.channels)) {
-    const none = n.sent + n.failed + n.pending + n.skipped === 0 ? '  (no recipients: the list is empty or nobody subscribed matches)' : '';
-    const waits = v.waits_until?.[ch] ? `  (waits for the embargo: ${local(v.waits_until[ch])})` : '';
-    ctx.out(`  ${ch.padEnd(10)} sent ${n.sent}, failed ${n.failed}, pending ${n.pending}${n.skipped ? `, skipped ${n.skipped}` : ''}${n.error ? `  last error: ${n.error}` : ''}${n.paused ? `  paused: ${n.paused}` : ''}${none}${waits}`);
-  }
-}
-
 export function registerCampaignCommands(program: Command): void {
   const campaign = program.command('campaign').description('create and manage campaigns');
 
@@ -93,6 +80,7 @@ export function registerCampaignCommands(program: Command): void {
     .action(async (file: string, opts: { approve?: boolean }) => {
       await withScheduler(async (ctx, s) => {
         const draft = readCampaignFile(path.resolve(file), ctx.config, { now: new Date() });
+        await checkCampaignLists(ctx, path.resolve(file), draft.channels);
         const c = await s.create(draft, { actor: ctx.config.user, approve: opts.approve });
         const when = `${formatLocal(c.sendAt, c.timezone)} ${c.timezone}`;
         ctx.out(c.status === 'awaiting_approval' ? `created "${c.title}": awaiting approval (send at ${when})` : `scheduled "${c.title}" for ${when}`);
@@ -103,18 +91,17 @@ export function registerCampaignCommands(program: Command): void {
   campaign
     .command('list')
     .option('--json', 'machine-readable output')
-    .description('list campaigns, newest first')
+    .description('list campaigns by send time, the soonest first')
     .action(async (opts: { json?: boolean }) => {
       await withContext(async (ctx) => {
-        const all = await listCampaigns(ctx.redis.redis, ctx.redis.prefix);
+        // By send time, the soonest first, as a schedule reads (ties: the newest created first).
+        const all = (await listCampaigns(ctx.redis.redis, ctx.redis.prefix)).sort((a, b) => a.sendAt.getTime() - b.sendAt.getTime());
         if (opts.json) {
           ctx.out(JSON.stringify(await Promise.all(all.map((c) => campaignView(ctx, c)))));
           return;
         }
         if (all.length === 0) ctx.out('no campaigns yet: crier campaign create FILE.yaml');
-        for (const c of all) {
-          ctx.out(`${c.id}  ${c.status.padEnd(17)} ${formatLocal(c.sendAt, c.timezone)}  ${c.kind.padEnd(10)} ${c.title}`);
-        }
+        else for (const line of formatCampaignList(all, ctx.config.timezone)) ctx.out(line);
       });
     });
 
@@ -176,6 +163,7 @@ export function registerCampaignCommands(program: Command): void {
     });
 
   registerPreviewCommand(campaign);
+  registerFailuresCommand(campaign);
 
   campaign
     .command('reschedule')

@@ -6,6 +6,7 @@ import { registerCampaignCommands } from './campaign.js';
 import { OutputClosed, watchStdout } from './output.js';
 import { registerRunCommands } from './run.js';
 import { registerSubscriberCommands } from './subscribers.js';
+import { registerMetricsCommands } from './metrics.js';
 
 const program = new Command('crier')
   .description('Multi-channel communications scheduler and measures-of-success collector')
@@ -17,6 +18,7 @@ registerRunCommands(program);
 registerCampaignCommands(program);
 registerSubscriberCommands(program);
 registerAuditCommand(program);
+registerMetricsCommands(program);
 
 watchStdout();
 try {

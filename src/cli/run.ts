@@ -8,6 +8,7 @@ import { Scheduler } from '../scheduler.js';
 import { ensureSecret } from '../secret.js';
 import { buildServer } from '../server/index.js';
 import { channelDefinition, channelNames } from '../../channels/registry.js';
+import { COLLECT_QUEUE, reconcileCollectors } from '../../workers/collect/worker.js';
 
 /** `crier start` (everything in one process) and `crier worker` (workers only, for more machines). */
 
@@ -22,6 +23,7 @@ async function run(opts: { server: boolean; queues?: string[] }): Promise<void> 
   const config = await ensureSecret(loaded, handle, log);
   const scheduler = new Scheduler(config, handle, log);
   await scheduler.reconcile();
+  if (!opts.queues || opts.queues.includes(COLLECT_QUEUE)) await reconcileCollectors(config, handle, log);
   const pool = startWorkers({ config, handle, log, queues: opts.queues });
   const server = opts.server ? await buildServer(config, handle, log) : undefined;
   if (server) {
@@ -41,11 +43,15 @@ async function run(opts: { server: boolean; queues?: string[] }): Promise<void> 
     await adapter.close();
   }
   const redisWhere = config.redisUrl ? 'REDIS_URL' : `embedded (${config.dataDir}/redis)`;
-  log.info({ redis: redisWhere, port: server ? config.port : undefined, dryRun: dry, outbox: dry.length ? config.outboxDir : undefined, queues: opts.queues ?? 'all' }, 'crier is running');
+  const bound = server?.server.address();
+  const listening = typeof bound === 'object' && bound ? bound : undefined;
+  log.info({ redis: redisWhere, host: listening?.address, port: listening?.port, dryRun: dry, outbox: dry.length ? config.outboxDir : undefined, queues: opts.queues ?? 'all' }, 'crier is running');
   // A plain summary for the person at the terminal; the JSON logs go to stderr.
-  const port = server?.server.address();
+  const loopback = config.host === '127.0.0.1' || config.host === 'localhost' || config.host === '::1';
   const lines = [
-    server ? `Crier is running on http://localhost:${typeof port === 'object' && port ? port.port : config.port} (health: /healthz)` : `Crier worker is running (queues: ${(opts.queues ?? known).join(', ')})`,
+    server
+      ? `Crier is running on http://localhost:${listening?.port ?? config.port} (health: /healthz, press room: /press)${loopback ? '; this machine only (set HOST=0.0.0.0 to listen on every interface)' : `; listening on ${config.host}`}`
+      : `Crier worker is running (queues: ${(opts.queues ?? known).join(', ')})`,
     `Redis: ${config.redisUrl ? 'REDIS_URL' : `embedded, data in ${config.dataDir}/redis (set REDIS_URL to use your own)`}`,
     dry.length ? `Dry-run channels (no credentials): ${dry.join(', ')}: output goes to ${config.outboxDir}` : 'All channels have credentials: messages are really sent',
     'Stop with Ctrl-C (jobs in flight finish first).',

@@ -29,7 +29,7 @@ function auditHook(ctx: Ctx): AudienceEventHook {
     await appendAudit(ctx.redis.redis, ctx.redis.prefix, {
       actor: ctx.config.user,
       action,
-      subject: list ?? id ?? '',
+      subject: String(list ?? id ?? ''),
       detail: rest,
     });
   };

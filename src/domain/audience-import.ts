@@ -344,10 +344,10 @@ export async function importSubscribers(
   await opts.onEvent?.('subscriber.import', {
     file: path.basename(file),
     list,
-    imported: String(result.imported),
-    updated: String(result.updated),
-    rejected: String(result.rejected),
-    suppressed: String(result.suppressed),
+    imported: result.imported,
+    updated: result.updated,
+    rejected: result.rejected,
+    suppressed: result.suppressed,
   });
   return result;
 }

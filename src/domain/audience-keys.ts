@@ -79,7 +79,7 @@ export function emailProblem(email: string): string | null {
 }
 
 /** Audit hook: the detail never holds an email, so the audit log needs no erasure. */
-export type AudienceEventHook = (action: string, detail: Record<string, string>) => Promise<void>;
+export type AudienceEventHook = (action: string, detail: Record<string, string | number>) => Promise<void>;
 
 /** Runs a pipeline and returns its replies, throwing the first command error. */
 export async function execAll(pipe: ChainableCommander): Promise<unknown[]> {

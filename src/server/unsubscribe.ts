@@ -3,7 +3,8 @@ import type { Redis } from 'ioredis';
 import { appendAudit } from '../domain/audit.js';
 import { unsubscribe, unsubscribeFromList } from '../domain/audience.js';
 import { verifyUnsubscribeToken } from '../domain/unsubscribe-token.js';
-import { escapeHtml, page } from './html.js';
+import type { Organisation } from '../organisation.js';
+import { escapeHtml, page as basePage } from './html.js';
 
 /**
  * Public unsubscribe endpoints. GET shows a confirmation page (mail scanners
@@ -31,7 +32,8 @@ function everythingForm(action: string): string {
   return `<form method="post" action="${escapeHtml(action)}"><input type="hidden" name="scope" value="all"><button type="submit">Unsubscribe from everything</button></form>`;
 }
 
-export function unsubscribeRoutes(deps: { redis: Redis; prefix: string; secret: string }): FastifyPluginAsync {
+export function unsubscribeRoutes(deps: { redis: Redis; prefix: string; secret: string; site?: { org?: Organisation; publicUrl: string } }): FastifyPluginAsync {
+  const page = (title: string, body: string) => basePage(title, body, deps.site);
   return async (app) => {
     // This scope (the /u routes only) takes any body as text: mail clients send
     // urlencoded or multipart one-click posts, some send none, some no type.
