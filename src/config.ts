@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { UserError } from './errors.js';
 import { parseLocalTime } from './time.js';
 import { organisationSchema, resolveOrganisation, type Organisation } from './organisation.js';
+import { checkCron } from './domain/recurrence.js';
 import { catalogueFor, metricsDefaults, metricsSchema } from './metrics-config.js';
 
 /**
@@ -64,9 +65,30 @@ const fileSchema = z
       .object({
         cron: z.string().default('0 8 * * 1'),
         recipients: z.array(z.string().email()).default([]),
+        // Issue 11: the weekly digest (src/digest/).
+        subject: z.string().trim().min(1).default('Measures of success: week {{week}}'),
       })
       .strict()
-      .default({ cron: '0 8 * * 1', recipients: [] }),
+      .prefault({}),
+    // Issue 11: the monthly newsletter run (src/newsletter.ts).
+    newsletter: z
+      .object({
+        /** Run on the schedule; default: on when feed_url is set. */
+        enabled: z.boolean().optional(),
+        cron: z.string().default('0 9 * * 2#1'),
+        feed_url: z.string().url().optional(),
+        template: z.string().default('config/templates/newsletter.md'),
+        list: z.string().min(1).default('newsletter'),
+        subject: z.string().trim().min(1).default('{{organisation}} newsletter: {{month}}'),
+        approval: z.boolean().default(true),
+        send_after_minutes: z.number().int().min(0).max(60 * 24 * 31).default(60),
+        max_items: z.number().int().min(1).max(200).default(20),
+        feed_attempts: z.number().int().min(1).max(20).default(3),
+        feed_retry_ms: z.number().int().min(10).default(30_000),
+        feed_timeout_ms: z.number().int().min(100).default(15_000),
+      })
+      .strict()
+      .prefault({}),
     metrics: metricsSchema.default(metricsDefaults),
   })
   .strict();
@@ -190,6 +212,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       file: configFile,
       field: 'timezone',
     });
+  }
+  for (const field of ['digest', 'newsletter'] as const) {
+    const problem = checkCron(f[field].cron, f.timezone);
+    if (problem) throw new UserError(problem, 'CRIER_ERR_CONFIG', { file: configFile, field: `${field}.cron` });
   }
   catalogueFor(f.metrics, configFile);
   const dataDir = path.resolve(cwd, e.CRIER_DATA_DIR);

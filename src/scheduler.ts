@@ -17,6 +17,7 @@ import {
   retryFailed,
   saveNewCampaign,
   type Campaign,
+  type NewCampaignOptions,
 } from './domain/campaigns.js';
 
 export const CAMPAIGN_QUEUE = 'campaigns';
@@ -107,10 +108,10 @@ export class Scheduler {
     }
   }
 
-  async create(draft: CampaignDraft, opts: { actor: string; approve?: boolean }): Promise<Campaign> {
+  async create(draft: CampaignDraft, opts: { actor: string; approve?: boolean; requireApproval?: boolean } & NewCampaignOptions): Promise<Campaign> {
     // The author is whoever creates it (CRIER_USER), never a field of the file: no approving your own work.
     const author = opts.actor;
-    const needs = this.needsApproval(draft.kind);
+    const needs = opts.requireApproval ?? this.needsApproval(draft.kind);
     if (opts.approve && needs) {
       throw new UserError(
         `a ${draft.kind} campaign needs approval by someone other than its author (you, ${author}): create it without --approve, then another approver runs \`crier campaign approve ID\``,
@@ -119,7 +120,7 @@ export class Scheduler {
     }
     const status = needs ? 'awaiting_approval' : 'scheduled';
     const now = this.now();
-    const c = await saveNewCampaign(this.redis, this.config.redis_prefix, draft, status, author, now);
+    const c = await saveNewCampaign(this.redis, this.config.redis_prefix, draft, status, author, now, { id: opts.id, series: opts.series, note: opts.note });
     await this.audit(opts.actor, 'campaign.create', c.id, { title: c.title, kind: c.kind, status, send_at: c.sendAt.toISOString() });
     if (status === 'scheduled') await this.enqueue(c.id, c.version, c.sendAt);
     this.log.info({ campaignId: c.id, status }, 'campaign created');

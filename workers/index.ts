@@ -10,10 +10,11 @@ import { processCampaignJob } from './plan.js';
 import { guardChannel, type ChannelGuard } from './channel-guard.js';
 import { specialDeliveries } from './specials.js';
 import { COLLECT_QUEUE, startCollectWorker, type CollectWorker } from './collect/worker.js';
+import { SCHEDULE_QUEUES, startScheduleWorkers } from './schedules.js';
 
 /** The queue names a worker process can serve: `campaigns`, `deliver-<channel>` and `collect`. */
 export function allQueueNames(): string[] {
-  return [CAMPAIGN_QUEUE, ...channelNames().map(deliverQueueName), COLLECT_QUEUE];
+  return [CAMPAIGN_QUEUE, ...channelNames().map(deliverQueueName), COLLECT_QUEUE, ...SCHEDULE_QUEUES];
 }
 
 export interface WorkerPool {
@@ -60,6 +61,9 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
   // A killed worker's active jobs are retried once their lock lapses and the stalled check runs.
   const lock = { lockDuration: config.worker_lock_ms, stalledInterval: config.worker_lock_ms };
   const onError = (name: string) => (err: Error) => log.warn({ queue: name, err: err.message }, 'worker error');
+  // Recurring campaigns, the newsletter run and the digest: job-scheduler queues (workers/schedules.ts).
+  const schedules = startScheduleWorkers({ config, handle, log, now, queues: wanted.filter((q) => SCHEDULE_QUEUES.includes(q)), lock });
+  workers.push(...schedules.workers);
 
   for (const name of wanted) {
     if (!known.has(name)) throw new Error(`unknown queue ${name}`);
@@ -67,6 +71,7 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
       collectors.push(startCollectWorker({ config, handle, log, now: opts.now }));
       continue;
     }
+    if (SCHEDULE_QUEUES.includes(name)) continue;
     if (name === CAMPAIGN_QUEUE) {
       const w = new Worker<CampaignJobData>(
         name,
@@ -119,6 +124,7 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
     async close() {
       for (const g of guards) g.stop();
       await Promise.all([...workers.map((w) => w.close()), ...collectors.map((c) => c.close())]);
+      await schedules.close();
       await Promise.all(adapters.map((a) => a.close().catch(() => undefined)));
       await Promise.all([...queues.values()].map((q) => q.close()));
     },

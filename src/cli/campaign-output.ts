@@ -14,6 +14,8 @@ export function printShow(ctx: Pick<CliContext, 'out'>, v: CampaignView, zone: s
   ctx.out(`  kind:    ${v.kind}${v.essential ? ' (essential)' : ''}`);
   ctx.out(`  status:  ${v.status}`);
   if (v.reason) ctx.out(`  reason:  ${v.reason}`);
+  if (v.note) ctx.out(`  note:    ${v.note}`);
+  if (v.series) ctx.out(`  series:  ${v.series} (recurring; \`crier campaign cancel ${v.id} --series\` stops it)`);
   ctx.out(`  send at: ${formatLocal(new Date(v.send_at), zone)} ${zone}`);
   ctx.out(`  author:  ${v.author}${v.approved_by ? `, approved by ${v.approved_by}` : ''}${v.released_by ? `, released by ${v.released_by}` : ''}`);
   const local = (iso: string) => `${formatLocal(new Date(iso), zone)} ${zone}`;

@@ -10,6 +10,7 @@ import { checkCampaignLists, formatCampaignList, printShow } from './campaign-ou
 import { withContext, type CliContext } from './context.js';
 import { registerFailuresCommand } from './failures.js';
 import { registerPreviewCommand } from './preview.js';
+import { cancelRecurring, createRecurring, printSeriesList } from './series.js';
 
 /** `crier campaign …`: create, list, show, approve, cancel, retry, reschedule, preview. */
 
@@ -31,6 +32,10 @@ export interface CampaignView {
   embargo_until?: string;
   /** Channels that wait for the embargo (public channels, and the press release's publication), with when. */
   waits_until?: Record<string, string>;
+  /** The recurring campaign this is an occurrence of. */
+  series?: string;
+  /** What is missing from it (a newsletter run whose feed was down). */
+  note?: string;
 }
 
 export async function campaignView(ctx: CliContext, c: Campaign): Promise<CampaignView> {
@@ -47,6 +52,8 @@ export async function campaignView(ctx: CliContext, c: Campaign): Promise<Campai
     ...(c.approvedBy ? { approved_by: c.approvedBy } : {}),
     ...(c.releasedBy ? { released_by: c.releasedBy } : {}),
     essential: c.essential,
+    ...(c.series ? { series: c.series } : {}),
+    ...(c.note ? { note: c.note } : {}),
     ...embargoView(c),
   };
 }
@@ -58,7 +65,7 @@ function embargoView(c: Campaign): Pick<CampaignView, 'embargo_until' | 'waits_u
   return { embargo_until: embargo.toISOString(), ...(waits.length ? { waits_until: Object.fromEntries(waits.map((w) => [w.channel, w.until.toISOString()])) } : {}) };
 }
 
-async function withScheduler<T>(fn: (ctx: CliContext, s: Scheduler) => Promise<T>): Promise<T> {
+export async function withScheduler<T>(fn: (ctx: CliContext, s: Scheduler) => Promise<T>): Promise<T> {
   return withContext(async (ctx) => {
     const s = new Scheduler(ctx.config, ctx.redis, ctx.log);
     try {
@@ -81,6 +88,10 @@ export function registerCampaignCommands(program: Command): void {
       await withScheduler(async (ctx, s) => {
         const draft = readCampaignFile(path.resolve(file), ctx.config, { now: new Date() });
         await checkCampaignLists(ctx, path.resolve(file), draft.channels);
+        if (draft.repeat) {
+          await createRecurring(ctx, s, { ...draft, repeat: draft.repeat });
+          return;
+        }
         const c = await s.create(draft, { actor: ctx.config.user, approve: opts.approve });
         const when = `${formatLocal(c.sendAt, c.timezone)} ${c.timezone}`;
         ctx.out(c.status === 'awaiting_approval' ? `created "${c.title}": awaiting approval (send at ${when})` : `scheduled "${c.title}" for ${when}`);
@@ -102,6 +113,7 @@ export function registerCampaignCommands(program: Command): void {
         }
         if (all.length === 0) ctx.out('no campaigns yet: crier campaign create FILE.yaml');
         else for (const line of formatCampaignList(all, ctx.config.timezone)) ctx.out(line);
+        await printSeriesList(ctx);
       });
     });
 
@@ -143,9 +155,14 @@ export function registerCampaignCommands(program: Command): void {
   campaign
     .command('cancel')
     .argument('<id>')
+    .option('--series', 'stop a recurring campaign: no more occurrences, and those not yet sent are cancelled (ID: the series or any occurrence)')
     .description('cancel a campaign; it never starts (or stops sending)')
-    .action(async (id: string) => {
+    .action(async (id: string, opts: { series?: boolean }) => {
       await withScheduler(async (ctx, s) => {
+        if (opts.series) {
+          await cancelRecurring(ctx, s, id);
+          return;
+        }
         await s.cancel(id, ctx.config.user);
         ctx.out(`cancelled ${id}`);
       });

@@ -4,6 +4,8 @@ import { isCrierError } from '../errors.js';
 import { registerAuditCommand } from './audit.js';
 import { registerCampaignCommands } from './campaign.js';
 import { OutputClosed, watchStdout } from './output.js';
+import { registerNewsletterCommands } from './newsletter.js';
+import { registerDigestCommand } from './digest.js';
 import { registerRunCommands } from './run.js';
 import { registerSubscriberCommands } from './subscribers.js';
 import { registerMetricsCommands } from './metrics.js';
@@ -19,6 +21,8 @@ registerCampaignCommands(program);
 registerSubscriberCommands(program);
 registerAuditCommand(program);
 registerMetricsCommands(program);
+registerNewsletterCommands(program);
+registerDigestCommand(program);
 
 watchStdout();
 try {

@@ -9,6 +9,7 @@ import type { ImageType } from '../../channels/twitter/content.js';
 import type { Config } from '../config.js';
 import { UserError } from '../errors.js';
 import { isValidZone, parseLocalTime } from '../time.js';
+import { checkCron } from './recurrence.js';
 
 /** A campaign file (YAML) → a validated campaign draft. Every error names the file, line and field. */
 
@@ -29,6 +30,8 @@ export interface CampaignDraft {
   channels: Record<string, Record<string, unknown>>;
   /** Image bytes read at create time, by sha256: stored with the campaign so any worker can post them. */
   media?: Map<string, Buffer>;
+  /** A recurring campaign: each cron occurrence (in `timezone`) becomes a dated campaign; sendAt is the earliest start. */
+  repeat?: { cron: string; until?: Date };
 }
 
 const fileSchema = z
@@ -41,10 +44,17 @@ const fileSchema = z
       // eslint-disable-next-line no-control-regex
       .refine((t) => !/[\u0000-\u001f\u007f\u2028\u2029]/.test(t), 'the title must be one line (it holds a line break or control character)'),
     kind: z.enum(KINDS, { message: `kind must be one of ${KINDS.join(', ')}` }),
-    send_at: z.union([z.string(), z.date()], { message: 'send_at is required ("YYYY-MM-DD HH:mm", local time)' }),
+    send_at: z.union([z.string(), z.date()], { message: 'send_at is required ("YYYY-MM-DD HH:mm", local time)' }).optional(),
     timezone: z.string().optional(),
     essential: z.boolean().default(false),
     channels: z.record(z.string(), z.record(z.string(), z.unknown()), { message: 'channels must map a channel name to its settings' }),
+    repeat: z
+      .object({
+        cron: z.string({ message: 'required: a cron pattern such as "0 9 * * 1" (Mondays 09:00)' }),
+        until: z.union([z.string(), z.date()]).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -132,10 +142,27 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
   }
   const where = (field: string[]) => ({ file, line: lineOf(doc, counter, field), field: field.join('.') });
   let sendAt = new Date(NaN);
+  let repeat: CampaignDraft['repeat'];
   if (usable('send_at') && usable('timezone')) {
     check(() => {
+      if (f.send_at === undefined) {
+        // A recurring campaign may leave send_at out: it starts with the cron's next occurrence.
+        if (f.repeat) sendAt = opts.now;
+        else fail(['send_at'], 'send_at is required ("YYYY-MM-DD HH:mm", local time; or repeat: { cron: "…" })');
+        return;
+      }
       sendAt = parseLocalTime(f.send_at, timezone, where(['send_at']));
       if (sendAt.getTime() < opts.now.getTime() - 1000) fail(['send_at'], `${String(f.send_at)} is in the past`);
+    });
+  }
+  if (f.repeat && usable('repeat')) {
+    const r = f.repeat;
+    check(() => {
+      const problem = checkCron(r.cron, timezone);
+      if (problem) fail(['repeat', 'cron'], problem);
+      const until = r.until === undefined ? undefined : parseLocalTime(r.until, timezone, where(['repeat', 'until']));
+      if (until && until.getTime() <= Math.max(opts.now.getTime(), sendAt.getTime() || 0)) fail(['repeat', 'until'], `${String(r.until)} is before the first run`);
+      repeat = { cron: r.cron.trim(), ...(until ? { until } : {}) };
     });
   }
 
@@ -169,7 +196,7 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
     });
   }
   if (problems.length > 0) throw UserError.all(byLine(problems));
-  return { title: f.title, kind: f.kind, sendAt, timezone, essential: f.essential, channels, media };
+  return { title: f.title, kind: f.kind, sendAt, timezone, essential: f.essential, channels, media, ...(repeat ? { repeat } : {}) };
 }
 
 /** Mistakes in file order (stable: several on one line keep their order); any without a line last. */

@@ -26,6 +26,10 @@ export interface Campaign {
   version: number;
   createdAt: Date;
   channels: Record<string, Record<string, unknown>>;
+  /** The recurring campaign (series) this is an occurrence of. */
+  series?: string;
+  /** What the campaign was made without (a newsletter run whose feed was down). */
+  note?: string;
 }
 
 export interface ChannelCounts {
@@ -61,10 +65,18 @@ export function newCampaignId(): string {
   return `c${randomBytes(6).toString('base64url').replace(/[-_]/g, 'x').toLowerCase()}`;
 }
 
-export async function saveNewCampaign(redis: Redis, prefix: string, draft: CampaignDraft, status: CampaignStatus, author: string, now: Date): Promise<Campaign> {
-  const id = newCampaignId();
+export interface NewCampaignOptions {
+  /** A chosen id (a series occurrence's); default a fresh random one. */
+  id?: string;
+  series?: string;
+  note?: string;
+}
+
+export async function saveNewCampaign(redis: Redis, prefix: string, draft: CampaignDraft, status: CampaignStatus, author: string, now: Date, opts: NewCampaignOptions = {}): Promise<Campaign> {
+  const id = opts.id ?? newCampaignId();
   const k = campaignKeys(prefix, id);
-  const c: Campaign = { id, title: draft.title, kind: draft.kind, status, sendAt: draft.sendAt, timezone: draft.timezone, essential: draft.essential, author, version: 1, createdAt: now, channels: draft.channels };
+  const extra = { ...(opts.series ? { series: opts.series } : {}), ...(opts.note ? { note: opts.note } : {}) };
+  const c: Campaign = { id, title: draft.title, kind: draft.kind, status, sendAt: draft.sendAt, timezone: draft.timezone, essential: draft.essential, author, version: 1, createdAt: now, channels: draft.channels, ...extra };
   const tx = redis.multi();
   if (draft.media && draft.media.size > 0) tx.hset(k.media, Object.fromEntries(draft.media));
   await tx
@@ -82,6 +94,7 @@ export async function saveNewCampaign(redis: Redis, prefix: string, draft: Campa
       updated_at: now.toISOString(),
       channels: JSON.stringify(c.channels),
       channels_list: Object.keys(c.channels).join(','),
+      ...extra,
     })
     .zadd(k.index, now.getTime(), id)
     .exec();
@@ -105,6 +118,8 @@ function fromHash(h: Record<string, string>): Campaign {
     version: Number(h.version),
     createdAt: new Date(h.created_at!),
     channels: JSON.parse(h.channels ?? '{}') as Record<string, Record<string, unknown>>,
+    ...(h.series ? { series: h.series } : {}),
+    ...(h.note ? { note: h.note } : {}),
   };
 }
 
