@@ -21,6 +21,8 @@ export interface Recipient {
   name: string;
   area: string;
   topics: string[];
+  /** Mobile number in E.164, when the subscriber gave one (SMS). */
+  phone?: string;
 }
 
 /** The channel's part of the campaign file, validated by the adapter's schema. */
@@ -137,4 +139,6 @@ export interface AudienceSelector {
   list?: string;
   areas?: string[];
   topics?: string[];
+  /** Only subscribers who gave a mobile number (SMS). */
+  withPhone?: boolean;
 }

@@ -61,6 +61,27 @@ const fileSchema = z
       .object({ gateway_url: z.string().url().optional() })
       .strict()
       .default({}),
+    facebook: z
+      .object({ api_version: z.string().regex(/^v\d+\.\d+$/, 'expected a Graph API version such as v24.0').default('v24.0') })
+      .strict()
+      .default({ api_version: 'v24.0' }),
+    sms: z
+      .object({
+        /** Numbers written without a country code (07…) belong to this country. */
+        default_country: z.string().regex(/^[A-Z]{2}$/, 'expected a two-letter country code such as GB').default('GB'),
+        /** Price of one text message fragment (segment) in pounds, for the estimate in `campaign preview`. */
+        cost_per_segment: z.number().min(0).optional(),
+      })
+      .strict()
+      .default({ default_country: 'GB' }),
+    dashboard: z
+      .object({
+        /** Sign-in attempts per address and account in login_window_minutes. */
+        login_attempts: z.number().int().min(1).max(1000).default(10),
+        login_window_minutes: z.number().int().min(1).max(1440).default(15),
+      })
+      .strict()
+      .default({ login_attempts: 10, login_window_minutes: 15 }),
     digest: z
       .object({
         cron: z.string().default('0 8 * * 1'),
@@ -116,6 +137,15 @@ const envSchema = z.object({
   PLAUSIBLE_URL: z.string().url().optional(),
   PLAUSIBLE_API_KEY: z.string().optional(),
   PLAUSIBLE_SITE_ID: z.string().optional(),
+  FACEBOOK_GRAPH_URL: z.string().url().default('https://graph.facebook.com'),
+  FACEBOOK_PAGE_ID: z.string().optional(),
+  FACEBOOK_PAGE_TOKEN: z.string().optional(),
+  YOUTUBE_API_URL: z.string().url().default('https://www.googleapis.com/youtube/v3'),
+  YOUTUBE_API_KEY: z.string().optional(),
+  YOUTUBE_CHANNEL_ID: z.string().optional(),
+  NOTIFY_BASE_URL: z.string().url().default('https://api.notifications.service.gov.uk'),
+  NOTIFY_API_KEY: z.string().optional(),
+  NOTIFY_SMS_TEMPLATE_ID: z.string().optional(),
   MATOMO_URL: z.string().url().optional(),
   MATOMO_TOKEN: z.string().optional(),
   MATOMO_SITE_ID: z.string().optional(),
@@ -130,7 +160,7 @@ export interface PurdahWindow {
   reason: string;
 }
 
-export interface Config extends Omit<FileConfig, 'channels' | 'purdah' | 'organisation'> {
+export interface Config extends Omit<FileConfig, 'channels' | 'purdah' | 'organisation' | 'facebook'> {
   /** The organisation's name (unset: none configured); `org` has the details. */
   organisation?: string;
   /** Masthead and footer of every email and public page. */
@@ -153,6 +183,11 @@ export interface Config extends Omit<FileConfig, 'channels' | 'purdah' | 'organi
   twitter: { apiBase: string; appKey?: string; appSecret?: string; accessToken?: string; accessSecret?: string };
   mastodon: { url?: string; token?: string };
   plausible: { url?: string; apiKey?: string; siteId?: string };
+  /** The Facebook Page Crier posts as (Graph API). */
+  facebook: { graphUrl: string; apiVersion: string; pageId?: string; pageToken?: string };
+  youtube: { apiUrl: string; apiKey?: string; channelId?: string };
+  /** GOV.UK Notify for SMS. */
+  notify: { baseUrl: string; apiKey?: string; smsTemplateId?: string };
   matomo: { url?: string; token?: string; siteId?: string };
   channelSettings(name: string): ChannelSettings;
 }
@@ -219,7 +254,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   }
   catalogueFor(f.metrics, configFile);
   const dataDir = path.resolve(cwd, e.CRIER_DATA_DIR);
-  const { channels, purdah, organisation, ...rest } = f;
+  const { channels, purdah, organisation, facebook, ...rest } = f;
   const org = resolveOrganisation(organisation, configFile, cwd);
   const where = (i: number, field: string) => ({ file: configFile, field: `purdah.${i}.${field}` });
   const windows = purdah.map((w, i) => {
@@ -256,6 +291,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     mastodon: { url: e.MASTODON_URL?.replace(/\/+$/, ''), token: e.MASTODON_TOKEN },
     plausible: { url: e.PLAUSIBLE_URL?.replace(/\/+$/, ''), apiKey: e.PLAUSIBLE_API_KEY, siteId: e.PLAUSIBLE_SITE_ID },
     matomo: { url: e.MATOMO_URL, token: e.MATOMO_TOKEN, siteId: e.MATOMO_SITE_ID },
+    facebook: { graphUrl: e.FACEBOOK_GRAPH_URL.replace(/\/+$/, ''), apiVersion: facebook.api_version, pageId: e.FACEBOOK_PAGE_ID, pageToken: e.FACEBOOK_PAGE_TOKEN },
+    youtube: { apiUrl: e.YOUTUBE_API_URL.replace(/\/+$/, ''), apiKey: e.YOUTUBE_API_KEY, channelId: e.YOUTUBE_CHANNEL_ID },
+    notify: { baseUrl: e.NOTIFY_BASE_URL.replace(/\/+$/, ''), apiKey: e.NOTIFY_API_KEY, smsTemplateId: e.NOTIFY_SMS_TEMPLATE_ID },
     channelSettings: (name: string) => channels[name] ?? defaults,
   };
   return Object.freeze(config);

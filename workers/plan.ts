@@ -95,7 +95,8 @@ async function planChannel(c: Campaign, channel: string, deps: PlanDeps): Promis
 
 /**
  * Batch n holds the audience members whose sequence number is in
- * (n·size, (n+1)·size], filtered by subscription status, area and topic.
+ * (n·size, (n+1)·size], filtered by subscription status, area and topic
+ * (and, for SMS, by having a mobile number).
  */
 export async function* audienceBatches(redis: Redis, prefix: string, selector: AudienceSelector, size: number): AsyncGenerator<{ batch: number; ids: string[] }> {
   const k = audienceKeys(prefix);
@@ -109,11 +110,11 @@ export async function* audienceBatches(redis: Redis, prefix: string, selector: A
     cursor = (batch + 1) * size;
     const members = await redis.zrangebyscore(key, batch * size + 1, cursor);
     const pipe = redis.pipeline();
-    for (const id of members) pipe.hmget(k.sub(id), 'status', 'area', 'topics', selector.list ? listOptOutField(selector.list) : 'status');
+    for (const id of members) pipe.hmget(k.sub(id), 'status', 'area', 'topics', 'phone', selector.list ? listOptOutField(selector.list) : 'status');
     const rows = ((await pipe.exec()) ?? []).map(([, r]) => r as (string | null)[]);
     const ids = members.filter((_, i) => {
-      const [status, area, tops, optOut] = rows[i] ?? [];
-      return status === 'subscribed' && !(selector.list && optOut) && (!matches || matches(area ?? '', tops ?? ''));
+      const [status, area, tops, phone, optOut] = rows[i] ?? [];
+      return status === 'subscribed' && !(selector.list && optOut) && (!selector.withPhone || !!phone) && (!matches || matches(area ?? '', tops ?? ''));
     });
     if (ids.length > 0) yield { batch, ids };
   }

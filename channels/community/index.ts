@@ -66,7 +66,7 @@ export interface GatewayMessage {
 }
 
 
-async function postToGateway(url: string, message: GatewayMessage, key: string, now: Date): Promise<void> {
+export async function postToGateway(url: string, message: GatewayMessage, key: string, now: Date): Promise<void> {
   let res: Response;
   try {
     res = await fetch(url, {

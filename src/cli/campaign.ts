@@ -38,7 +38,7 @@ export interface CampaignView {
   note?: string;
 }
 
-export async function campaignView(ctx: CliContext, c: Campaign): Promise<CampaignView> {
+export async function campaignView(ctx: Pick<CliContext, 'redis'> & Partial<CliContext>, c: Campaign): Promise<CampaignView> {
   return {
     id: c.id,
     title: c.title,

@@ -8,6 +8,7 @@ import { registerNewsletterCommands } from './newsletter.js';
 import { registerDigestCommand } from './digest.js';
 import { registerRunCommands } from './run.js';
 import { registerSubscriberCommands } from './subscribers.js';
+import { registerUserCommands } from './users.js';
 import { registerMetricsCommands } from './metrics.js';
 
 const program = new Command('crier')
@@ -20,6 +21,7 @@ registerRunCommands(program);
 registerCampaignCommands(program);
 registerSubscriberCommands(program);
 registerAuditCommand(program);
+registerUserCommands(program);
 registerMetricsCommands(program);
 registerNewsletterCommands(program);
 registerDigestCommand(program);

@@ -24,10 +24,15 @@ import { writeLineAsync } from './output.js';
 type Ctx = Pick<CliContext, 'config' | 'redis' | 'out'>;
 
 function auditHook(ctx: Ctx): AudienceEventHook {
+  return audienceAuditHook(ctx, ctx.config.user);
+}
+
+/** Audience changes to the audit log as `actor` (the CLI's user, or the API's signed-in account). */
+export function audienceAuditHook(ctx: Pick<CliContext, 'redis'>, actor: string): AudienceEventHook {
   return async (action, detail) => {
     const { list, id, ...rest } = detail;
     await appendAudit(ctx.redis.redis, ctx.redis.prefix, {
-      actor: ctx.config.user,
+      actor,
       action,
       subject: String(list ?? id ?? ''),
       detail: rest,
@@ -52,6 +57,7 @@ export async function runImport(
   let shown = false;
   const result = await importSubscribers(ctx.redis.redis, ctx.redis.prefix, file, checkListName(list), {
     rejectsDir: path.join(ctx.config.dataDir, 'rejects'),
+    phoneCountry: ctx.config.sms.default_country,
     onEvent: auditHook(ctx),
     onProgress: (soFar, line) => {
       if (!tty || Date.now() - shownAt < 1000) return;
@@ -79,7 +85,7 @@ export function registerSubscriberCommands(program: Command): void {
 
   subs
     .command('import')
-    .description('import subscribers from a CSV file (columns: email,name,area,topics)')
+    .description('import subscribers from a CSV file (columns: email,name,area,topics; optional phone for SMS)')
     .argument('<file>', 'CSV file with a header row')
     .requiredOption('--list <name>', 'list to add them to')
     .action(async (file: string, opts: { list: string }) => {

@@ -18,6 +18,7 @@ import {
   type AudienceEventHook,
 } from './audience-keys.js';
 import { describeEncoding, readCsvRecords, safeCsvLine, scanCsv, unneutraliseCell, type CsvRecord } from './csv.js';
+import { normalisePhone } from './phone.js';
 
 /**
  * `subscribers import`: streams a CSV into the audience in pipelined batches.
@@ -47,9 +48,12 @@ export interface ImportOptions {
   onEvent?: AudienceEventHook;
   /** Called after each batch with the counts so far and the file line reached. */
   onProgress?: (soFar: Readonly<ImportResult>, line: number) => void;
+  /** Country for phone numbers written without a country code (default GB). */
+  phoneCountry?: string;
 }
 
-type Column = 'email' | 'name' | 'area' | 'topics';
+type Column = 'email' | 'name' | 'area' | 'topics' | 'phone';
+/** Required columns; `phone` is optional. */
 const COLUMNS: Column[] = ['email', 'name', 'area', 'topics'];
 const ALIASES: Record<string, Column> = {
   email: 'email',
@@ -59,20 +63,25 @@ const ALIASES: Record<string, Column> = {
   area: 'area',
   topics: 'topics',
   topic: 'topics',
+  phone: 'phone',
+  'phone number': 'phone',
+  mobile: 'phone',
+  'mobile number': 'phone',
+  'mobile phone': 'phone',
 };
-const MAX_LEN: Record<Exclude<Column, 'email'>, number> = { name: 200, area: 100, topics: 500 };
+const MAX_LEN: Record<Exclude<Column, 'email' | 'phone'>, number> = { name: 200, area: 100, topics: 500 };
 
-// One call per batch (rows as ARGV groups of 6, their hash keys after the 5 fixed keys).
+// One call per batch (rows as ARGV groups of 7, their hash keys after the 5 fixed keys).
 // New subscribers get consent and a sequence number; existing ones keep consent and take
-// non-empty new values; unsubscribed or suppressed ones (or, for this list, those who
-// unsubscribed from it: field unsub:<list>) are never touched.
+// non-empty new values (a phone number too); unsubscribed or suppressed ones (or, for this
+// list, those who unsubscribed from it: field unsub:<list>) are never touched.
 // Replies per row: 1 imported, 2 updated, 3 suppressed.
 const UPSERT = luaScript(`
 local out = {}
 local list, source, now = ARGV[1], ARGV[2], ARGV[3]
 for r = 1, #KEYS - 5 do
-  local key, a = KEYS[5 + r], 3 + (r - 1) * 6
-  local id, hash, email, name, area, topics = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
+  local key, a = KEYS[5 + r], 3 + (r - 1) * 7
+  local id, hash, email, name, area, topics, phone = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
   local status = redis.call('HGET', key, 'status')
   if status == 'unsubscribed' or redis.call('SISMEMBER', KEYS[4], hash) == 1 or redis.call('HEXISTS', key, 'unsub:' .. list) == 1 then
     out[r] = 3
@@ -82,12 +91,14 @@ for r = 1, #KEYS - 5 do
       if name ~= '' then upd[#upd + 1] = 'name'; upd[#upd + 1] = name end
       if area ~= '' then upd[#upd + 1] = 'area'; upd[#upd + 1] = area end
       if topics ~= '' then upd[#upd + 1] = 'topics'; upd[#upd + 1] = topics end
+      if phone ~= '' then upd[#upd + 1] = 'phone'; upd[#upd + 1] = phone end
       redis.call('HSET', key, unpack(upd))
       out[r] = 2
     else
       redis.call('HSET', key, 'email', email, 'name', name, 'area', area, 'topics', topics,
         'status', 'subscribed', 'consent_source', source, 'consent_at', now,
         'created_at', now, 'updated_at', now)
+      if phone ~= '' then redis.call('HSET', key, 'phone', phone) end
       out[r] = 1
     end
     local score = status and redis.call('ZSCORE', KEYS[1], id)
@@ -106,6 +117,8 @@ interface Row {
   name: string;
   area: string;
   topics: string;
+  /** E.164, or '' when the row has none. */
+  phone: string;
 }
 
 /** Collapses line breaks, tabs and control characters: these values end up in mail headers and pages. */
@@ -152,7 +165,7 @@ function readHeader(rec: CsvRecord, file: string): Map<Column, number> {
   if (cols.size === 0) {
     const seen = rec.raw.length > 80 ? `${rec.raw.slice(0, 80)}…` : rec.raw;
     throw new UserError(
-      `not a CSV file with a header row: expected columns email,name,area,topics, found ${JSON.stringify(seen)}`,
+      `not a CSV file with a header row: expected columns email,name,area,topics (and optionally phone), found ${JSON.stringify(seen)}`,
       'CRIER_ERR_INPUT',
       where,
     );
@@ -169,7 +182,7 @@ function readHeader(rec: CsvRecord, file: string): Map<Column, number> {
 }
 
 /** A row's problem (for the rejects file), or the clean row. */
-function readRow(rec: CsvRecord, cols: Map<Column, number>, width: number): Row | string {
+function readRow(rec: CsvRecord, cols: Map<Column, number>, width: number, phoneCountry: string): Row | string {
   for (const col of COLUMNS) {
     if ((cols.get(col) ?? 0) >= rec.fields.length) return `missing column "${col}"`;
   }
@@ -180,7 +193,14 @@ function readRow(rec: CsvRecord, cols: Map<Column, number>, width: number): Row 
   const email = normaliseEmail(get('email'));
   const problem = emailProblem(email);
   if (problem) return problem;
-  const row: Row = { email, name: clean(get('name')), area: clean(get('area')), topics: cleanTopics(get('topics')) };
+  let phone = '';
+  const phoneText = cols.has('phone') ? get('phone').trim() : '';
+  if (phoneText !== '') {
+    const checked = normalisePhone(phoneText, phoneCountry);
+    if ('problem' in checked) return checked.problem;
+    phone = checked.phone;
+  }
+  const row: Row = { email, name: clean(get('name')), area: clean(get('area')), topics: cleanTopics(get('topics')), phone };
   for (const col of ['name', 'area', 'topics'] as const) {
     const len = col === 'topics' ? get('topics').trim().length : row[col].length;
     if (len > MAX_LEN[col]) return `${col} longer than ${MAX_LEN[col]} characters (${len})`;
@@ -307,7 +327,7 @@ export async function importSubscribers(
     for (const r of upserts) {
       const id = subscriberId(r.email);
       keys.push(k.sub(id));
-      args.push(id, emailHash(r.email), r.email, r.name, r.area, r.topics);
+      args.push(id, emailHash(r.email), r.email, r.name, r.area, r.topics, r.phone);
     }
     const codes = (await runScript(redis, UPSERT, keys, args)) as number[];
     for (const code of codes) {
@@ -328,7 +348,7 @@ export async function importSubscribers(
         width = rec.fields.length;
         continue;
       }
-      batch.push({ line: rec.line, raw: rec.raw, row: readRow(rec, cols, width) });
+      batch.push({ line: rec.line, raw: rec.raw, row: readRow(rec, cols, width, opts.phoneCountry ?? 'GB') });
       if (batch.length >= batchSize) {
         await flush();
         opts.onProgress?.(result, rec.line);

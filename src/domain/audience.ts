@@ -59,6 +59,7 @@ function toSubscriber(id: string, h: Record<string, string>): Subscriber | null 
     name: h.name ?? '',
     area: h.area ?? '',
     topics: splitTopics(h.topics),
+    ...(h.phone ? { phone: h.phone } : {}),
     status: h.status === 'unsubscribed' ? 'unsubscribed' : 'subscribed',
     consentSource: h.consent_source ?? '',
     consentAt: h.consent_at ?? '',
@@ -101,7 +102,7 @@ export async function getRecipients(redis: Redis, prefix: string, ids: string[])
   }
   return subs.map((s) =>
     s && s.status === 'subscribed' && !suppressed.has(s.id)
-      ? { id: s.id, email: s.email, name: s.name, area: s.area, topics: s.topics }
+      ? { id: s.id, email: s.email, name: s.name, area: s.area, topics: s.topics, ...(s.phone ? { phone: s.phone } : {}) }
       : null,
   );
 }

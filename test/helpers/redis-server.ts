@@ -31,7 +31,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitReady(port: number): Promise<void> {
+export async function waitReady(port: number): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
