@@ -6,7 +6,7 @@ import { parseRetryAfter } from '../channels/retry-after.js';
 import { escapeHtml } from '../src/html-escape.js';
 import { ROOT } from './helpers/dist.js';
 
-/** One way to do each thing (STYLE.md): one HTML escaper, one Retry-After parser, one filename sanitiser, one AudienceSelector. */
+/** One way to do each thing (STYLE.md): one HTML escaper, one Retry-After parser, one filename sanitiser, one CSV formula neutraliser, one AudienceSelector. */
 
 function sources(dir: string): Array<{ file: string; text: string }> {
   const out: Array<{ file: string; text: string }> = [];
@@ -32,6 +32,10 @@ describe('one definition of each', () => {
 
   it('file names are sanitised in one place (channels/dry-run.ts)', () => {
     expect(definedIn(/\[\^A-Za-z0-9[._-]*\]\+\/g, '_'\)/)).toEqual(['channels/dry-run.ts']);
+  });
+
+  it('spreadsheet cells are neutralised in one place (src/domain/csv.ts)', () => {
+    expect(definedIn(/\[=\+\\-@\\t\\r\]/)).toEqual(['src/domain/csv.ts']);
   });
 
   it('AudienceSelector is declared once (channels/adapter.ts)', () => {
