@@ -17,6 +17,7 @@ import {
   type Recipient,
   type SendResult,
 } from '../adapter.js';
+import { safeFileName } from '../dry-run.js';
 import { composeEmail } from './message.js';
 
 /**
@@ -114,10 +115,6 @@ export interface EmailSender {
   close(): Promise<void>;
 }
 
-function fileSafe(part: string): string {
-  return part.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 120) || '_';
-}
-
 function smtpTarget(url: string): string {
   try {
     const u = new URL(url);
@@ -155,7 +152,7 @@ export function createEmailSender(config: Config, channel: string): EmailSender 
         const bytes = info.message;
         if (!Buffer.isBuffer(bytes)) throw new TransientError('dry run: nodemailer did not return the message bytes');
         await mkdir(config.outboxDir, { recursive: true });
-        const name = `${fileSafe(delivery.campaignId)}-${fileSafe(channel)}-${fileSafe(recipient.id)}.eml`;
+        const name = `${safeFileName(delivery.campaignId)}-${safeFileName(channel)}-${safeFileName(recipient.id)}.eml`;
         const file = path.join(config.outboxDir, name);
         const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
         await writeFile(tmp, bytes);

@@ -1,4 +1,5 @@
 import { Marked } from 'marked';
+import { escapeHtml } from '../../src/html-escape.js';
 
 /**
  * Markdown → the two parts of an email. The campaign author is trusted (raw
@@ -15,14 +16,7 @@ const SENTINEL_RE = new RegExp(SENTINEL, 'g');
 
 const marked = new Marked({ gfm: true, breaks: false });
 
-export function escapeHtml(text: string): string {
-  return text
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
+export { escapeHtml };
 
 /** CR, LF and other control characters would let a value start a new header line. */
 export function stripControl(text: string): string {

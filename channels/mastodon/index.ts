@@ -16,6 +16,7 @@ import { safeFileName, writeOutboxJson } from '../dry-run.js';
 import { imageBytes } from '../images.js';
 import { IMAGE_TYPES, imageSchema, issuesOf } from '../twitter/content.js';
 import { findUrls } from '../twitter/text.js';
+import { parseRetryAfter } from '../retry-after.js';
 
 /**
  * Mastodon channel: POST {MASTODON_URL}/api/v1/statuses with a Bearer token
@@ -113,10 +114,7 @@ export async function mapMastodonError(res: Response, now: Date): Promise<Channe
   const detail = await errorText(res);
   if (res.status === 429) {
     const reset = Date.parse(res.headers.get('x-ratelimit-reset') ?? '');
-    const retryAfter = Number(res.headers.get('retry-after'));
-    const resetAt = Number.isFinite(reset)
-      ? new Date(reset)
-      : new Date(now.getTime() + (Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : 5 * 60_000));
+    const resetAt = Number.isFinite(reset) ? new Date(reset) : parseRetryAfter(res.headers.get('retry-after'), now, 5 * 60_000);
     return new RateLimitedError(`Mastodon rate limit: ${detail}`, resetAt);
   }
   if (res.status === 401 || res.status === 403) return new NeedsReauthError(`Mastodon rejected the token (${res.status}: ${detail})`);

@@ -1,5 +1,6 @@
 import { DateTime } from 'luxon';
 import type { Organisation } from '../../src/organisation.js';
+import { escapeHtml } from '../../src/html-escape.js';
 import { renderPage } from '../../src/server/html.js';
 import type { PressRelease } from './store.js';
 
@@ -26,15 +27,8 @@ function stripInvalidXml(s: string): string {
 }
 
 export function escapeXml(s: string): string {
-  return stripInvalidXml(s)
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
+  return escapeHtml(stripInvalidXml(s));
 }
-
-export const escapeHtml = escapeXml;
 
 function cdata(s: string): string {
   return `<![CDATA[${stripInvalidXml(s).replace(/]]>/g, ']]]]><![CDATA[>')}]]>`;

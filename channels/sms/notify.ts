@@ -1,6 +1,7 @@
 import { DateTime } from 'luxon';
 import { NotifyClient } from 'notifications-node-client';
 import { NeedsReauthError, PermanentError, RateLimitedError, TransientError, type ChannelError } from '../adapter.js';
+import { parseRetryAfter } from '../retry-after.js';
 
 /**
  * GOV.UK Notify through its own client (notifications-node-client, which
@@ -50,12 +51,9 @@ export function mapNotifyError(err: unknown, now: Date, zone = 'Europe/London'):
   if (f.status === undefined) return new TransientError(`cannot reach GOV.UK Notify: ${f.message}`);
   if (f.status === 429) {
     const daily = f.errors.some((e) => e.error === 'TooManyRequestsError');
-    const seconds = Number(f.retryAfter);
-    const resetAt = Number.isFinite(seconds) && seconds > 0
-      ? new Date(now.getTime() + seconds * 1000)
-      : daily
-        ? DateTime.fromJSDate(now, { zone }).plus({ days: 1 }).startOf('day').toJSDate()
-        : new Date(now.getTime() + 60_000);
+    // Without a usable Retry-After: the daily limit resets at midnight, the per-minute one within a minute.
+    const fallbackMs = daily ? DateTime.fromJSDate(now, { zone }).plus({ days: 1 }).startOf('day').toMillis() - now.getTime() : 60_000;
+    const resetAt = parseRetryAfter(f.retryAfter, now, fallbackMs);
     return new RateLimitedError(`GOV.UK Notify ${daily ? 'daily limit' : 'rate limit'}: ${detail}`, resetAt);
   }
   if (f.status === 401 || f.status === 403) return new NeedsReauthError(`GOV.UK Notify refused the API key (${f.status}: ${detail})`);

@@ -14,6 +14,7 @@ import {
   type SendResult,
 } from '../adapter.js';
 import { writeOutboxJson } from '../dry-run.js';
+import { parseRetryAfter } from '../retry-after.js';
 
 /**
  * Webhook channel: POSTs a signed JSON body so a team can push a campaign into
@@ -93,14 +94,7 @@ export function verifyWebhookSignature(
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-/** Retry-After is either delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
-export function parseRetryAfter(value: string | null, now: Date): Date {
-  const v = value?.trim();
-  if (v && /^\d+$/.test(v)) return new Date(now.getTime() + Number(v) * 1000);
-  const at = v ? Date.parse(v) : NaN;
-  if (Number.isFinite(at)) return new Date(Math.max(at, now.getTime()));
-  return new Date(now.getTime() + DEFAULT_RETRY_AFTER_MS);
-}
+export { parseRetryAfter };
 
 function describeNetworkError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
@@ -187,7 +181,7 @@ export function createWebhookAdapter(config: Config): ChannelAdapter {
     const text = await snippet(res).catch(() => '');
     const tail = text ? `: ${text}` : '';
     if (status === 429) {
-      const resetAt = parseRetryAfter(res.headers.get('retry-after'), ctx.now());
+      const resetAt = parseRetryAfter(res.headers.get('retry-after'), ctx.now(), DEFAULT_RETRY_AFTER_MS);
       throw new RateLimitedError(`webhook ${where} rate limited (429) until ${resetAt.toISOString()}`, resetAt);
     }
     if (status >= 500) throw new TransientError(`webhook ${where} answered ${status}${tail}`);

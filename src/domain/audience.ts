@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Recipient } from '../../channels/adapter.js';
+import type { AudienceSelector, Recipient } from '../../channels/adapter.js';
 import { UserError } from '../errors.js';
 import {
   audienceKeys,
@@ -33,8 +33,8 @@ export interface Subscriber extends Recipient {
   updatedAt: string;
 }
 
-/** A whole list, or (community alerts) subscribers by area and topic, optionally within a list. */
-export type AudienceSelector = { list: string } | { list?: string; areas?: string[]; topics?: string[] };
+/** A whole list, or (community alerts) subscribers by area and topic, optionally within a list: one type, the adapters'. */
+export type { AudienceSelector };
 
 
 export interface AudienceOpts {

@@ -117,13 +117,8 @@ export async function* failedDeliveries(redis: Redis, prefix: string, id: string
   }
 }
 
-/**
- * A spreadsheet reads a cell starting with = + - @ (or a tab or CR) as a
- * formula; a leading apostrophe makes it text (OWASP's CSV injection advice).
- */
-export function neutraliseFormula(cell: string): string {
-  return /^[=+\-@\t\r]/.test(cell) ? `'${cell}` : cell;
-}
+/** A spreadsheet reads a cell starting with = + - @ (or a tab or CR) as a formula: the one neutraliser is csv.ts's. */
+export { neutraliseCell as neutraliseFormula } from './csv.js';
 
 export interface ChannelView extends ChannelCounts {
   /** Whether the channel has been fanned out into deliveries (that happens at send time). */

@@ -1,8 +1,7 @@
+import { escapeHtml } from '../html-escape.js';
 import { BRAND_COLOUR, logoHref, websiteLabel, type Organisation } from '../organisation.js';
 
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
-}
+export { escapeHtml };
 
 /**
  * A small accessible page for the public endpoints. With `site`, it carries the
