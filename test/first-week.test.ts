@@ -163,6 +163,24 @@ describe('campaign show', () => {
     }
   });
 
+  it('a press release: the publication is reported on its own, not counted as a message', async () => {
+    await importList('media', ['desk@example-news.org,Desk,,', 'editor@example-radio.org,Editor,,']);
+    const yaml = `title: Release\nkind: press\nsend_at: ${londonIn(300)}\nchannels:\n  press:\n    list: media\n    headline: "Show me"\n    body: "Body"\n    embargo_until: ${londonIn(3000)}\n`;
+    const c = await local.create(yaml);
+    for (const deadline = Date.now() + 15_000; (await local.show(c.id)).counts.press!.sent < 2; await new Promise((r) => setTimeout(r, 50))) {
+      if (Date.now() > deadline) throw new Error('the release was never emailed');
+    }
+    const before = await crier(['campaign', 'show', c.id]);
+    if (!before.stdout.includes('published')) {
+      expect(before.stdout).toMatch(/press\s+sent 2, failed 0, pending 0 {2}\(publishes to the press room at \d{4}-\d{2}-\d{2} \d{2}:\d{2}/);
+    }
+    expect((await local.waitForStatus(c.id, ['sent', 'failed', 'partially_failed'])).status).toBe('sent');
+    const [after, json] = await Promise.all([crier(['campaign', 'show', c.id]), crier(['campaign', 'show', c.id, '--json'])]);
+    expect(after.stdout).toMatch(/press\s+sent 2, failed 0, pending 0 {2}\(published \d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})? at \/press\/\d{4}-\d{2}-\d{2}-show-me\)/);
+    const v = JSON.parse(json.stdout) as { channels: { press: { sent: number; publication: { published: boolean; path: string } } } };
+    expect(v.channels.press).toMatchObject({ sent: 2, pending: 0, publication: { published: true, failed: false, path: expect.stringMatching(/^\/press\/.*-show-me$/) } });
+  });
+
   it('neutraliseFormula: = + - @ tab and CR get an apostrophe; anything else is left alone', () => {
     expect(['=1+1', '+44 1926', '-2', '@SUM(A1)', '\tx', '\rx', 'ann', '', ' =x'].map(neutraliseFormula)).toEqual([
       "'=1+1",

@@ -201,7 +201,7 @@ describe.skipIf(!executable)('press room, pages and emails carry the organisatio
     const { context, page } = await newPage();
     const seen = new Set<string>();
     const external = new Set<string>();
-    const queue = [`${base}/`, `${base}/press`, `${base}/press/no-such-release`, `${base}/press.rss`, `${base}/press.atom`];
+    const queue = [`${base}/`, `${base}/press`, `${base}/press/`, `${base}/press/no-such-release`, `${base}/press.rss`, `${base}/press.atom`];
     const header = newsletterMail!.parsed!.headerLines.find((h) => h.key === 'list-unsubscribe')?.line ?? '';
     const unsubscribe = /<(http[^>]+\/u\/[^>]+)>/.exec(header)?.[1];
     expect(unsubscribe).toBeTruthy();
