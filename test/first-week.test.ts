@@ -248,10 +248,14 @@ describe('audit log', () => {
 });
 
 describe('the HTTP server and the logs', () => {
-  it('HOST defaults to 127.0.0.1; HOST=0.0.0.0 is honoured; docker-compose sets it', () => {
+  it('HOST defaults to 127.0.0.1; HOST=0.0.0.0 is honoured; docker-compose sets it; PUBLIC_URL follows PORT', () => {
     expect(loadConfig({ CRIER_DATA_DIR: os.tmpdir() }, os.tmpdir()).host).toBe('127.0.0.1');
     expect(loadConfig({ CRIER_DATA_DIR: os.tmpdir(), HOST: '0.0.0.0' }, os.tmpdir()).host).toBe('0.0.0.0');
     expect(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')).toMatch(/^\s+HOST: 0\.0\.0\.0\b/m);
+    // Links in emails and pages follow a changed PORT unless PUBLIC_URL is set.
+    expect(loadConfig({ CRIER_DATA_DIR: os.tmpdir() }, os.tmpdir()).publicUrl).toBe('http://localhost:8080');
+    expect(loadConfig({ CRIER_DATA_DIR: os.tmpdir(), PORT: '18080' }, os.tmpdir()).publicUrl).toBe('http://localhost:18080');
+    expect(loadConfig({ CRIER_DATA_DIR: os.tmpdir(), PORT: '18080', PUBLIC_URL: 'https://crier.example.org/' }, os.tmpdir()).publicUrl).toBe('https://crier.example.org');
   });
 
   it('crier start listens on 127.0.0.1 without HOST, and no log line repeats a key', async () => {
@@ -265,7 +269,8 @@ describe('the HTTP server and the logs', () => {
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise((r) => child.on('exit', r));
     try {
-      for (const deadline = Date.now() + 30_000; !out.includes('Stop with Ctrl-C'); await new Promise((r) => setTimeout(r, 25))) {
+      // The summary (stdout) and the JSON log line (stderr) may arrive in either order.
+      for (const deadline = Date.now() + 30_000; !(out.includes('Stop with Ctrl-C') && out.includes('"crier is running"')); await new Promise((r) => setTimeout(r, 25))) {
         if (Date.now() > deadline || child.exitCode !== null) throw new Error(`crier start did not come up: ${out}`);
       }
       const running = out.split('\n').find((l) => l.includes('"crier is running"'))!;
