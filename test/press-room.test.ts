@@ -245,6 +245,8 @@ describe.skipIf(!executable)('press room, pages and emails carry the organisatio
 
   it('the newsletter email carries the masthead (logo, name) and a footer with the address and website, in both parts', async () => {
     const mail = newsletterMail!.parsed!;
+    // Without MAIL_FROM, the sender's name is the organisation's, not "Crier".
+    expect(mail.from?.value[0]?.name).toBe(ORG);
     const html = String(mail.html);
     expect(html).toContain(`>${ORG}</div>`);
     expect(html).toContain(`${r().baseUrl}/organisation/logo`);
