@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig, type Config } from '../src/config.js';
+import { composeEmail } from '../channels/email/message.js';
 import { neutraliseFormula } from '../src/domain/campaign-report.js';
 import { importSubscribers, subscriberId } from '../src/domain/audience.js';
 import { testConfig } from './helpers/context.js';
@@ -378,5 +379,25 @@ describe('the organisation config key', () => {
     const copy = path.join(mkdtempSync(path.join(os.tmpdir(), 'crier-copy-')), 'crier.config.yaml');
     writeFileSync(copy, readFileSync(example));
     expect(loadConfig({ CRIER_CONFIG: copy, CRIER_DATA_DIR: os.tmpdir() }, ROOT).org?.logoFile).toBe(path.join(ROOT, 'config/examples/logo.png'));
+  });
+});
+
+describe('every email carries the organisation', () => {
+  it('composeEmail: masthead with the name and what the message is, footer with name and address, in both parts', () => {
+    const cfg = testConfig({ yaml: 'organisation: { name: "Office of the PCC", address: "1 Example Street, Warwick" }\n' });
+    const mail = composeEmail(cfg, {
+      subject: 'Burglaries near Clifton Road',
+      markdown: 'Lock doors.',
+      list: 'community',
+      campaignId: 'c1',
+      key: 'c1:community:x',
+      recipient: { id: 'x', email: 'ann@example.org', name: 'Ann', area: 'Rugby', topics: [] },
+      now: new Date(),
+      label: 'Community alert',
+    });
+    expect(String(mail.html)).toMatch(/>Office of the PCC<\/div><div[^>]*>Community alert<\/div>/);
+    expect(String(mail.html)).toContain('<strong style="color:#333333;">Office of the PCC</strong><br>1 Example Street, Warwick');
+    expect(String(mail.text)).toContain('--\nOffice of the PCC\n1 Example Street, Warwick\n\nYou are receiving this');
+    expect(mail.from).toBe('"Office of the PCC" <crier@localhost>');
   });
 });
