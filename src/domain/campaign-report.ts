@@ -129,6 +129,9 @@ export function neutraliseFormula(cell: string): string {
   return /^[=+\-@\t\r]/.test(cell) ? `'${cell}` : cell;
 }
 
+/** Audience sizes already counted, by selector: `campaign list` counts each list once, however many campaigns use it. */
+export type AudienceCounts = Map<string, Promise<number>>;
+
 export interface ChannelView extends ChannelCounts {
   /** Whether the channel has been fanned out into deliveries (that happens at send time). */
   planned: boolean;
@@ -147,7 +150,7 @@ export interface ChannelView extends ChannelCounts {
  * posting channel's is its one post); a campaign cancelled before planning
  * has nothing pending.
  */
-export async function channelViews(redis: Redis, prefix: string, c: Campaign): Promise<Record<string, ChannelView>> {
+export async function channelViews(redis: Redis, prefix: string, c: Campaign, counted: AudienceCounts = new Map()): Promise<Record<string, ChannelView>> {
   const counts = await channelCounts(redis, prefix, c);
   const flags = await redis.hgetall(campaignKeys(prefix, c.id).counts);
   const out: Record<string, ChannelView> = {};
@@ -155,7 +158,9 @@ export async function channelViews(redis: Redis, prefix: string, c: Campaign): P
     const planned = flags[`${channel}:planned`] === '1';
     const selector = planned || c.status === 'cancelled' ? undefined : channelAudience(channel, c.channels[channel] ?? {});
     if (selector) {
-      const audience = await countAudience(redis, prefix, selector);
+      const key = JSON.stringify(selector);
+      if (!counted.has(key)) counted.set(key, countAudience(redis, prefix, selector));
+      const audience = await counted.get(key)!;
       out[channel] = { ...n, pending: audience, planned, audience };
     } else {
       out[channel] = { ...n, planned };
