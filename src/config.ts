@@ -119,8 +119,10 @@ const fileSchema = z
 const envSchema = z.object({
   REDIS_URL: z.string().url().optional(),
   SMTP_URL: z.string().url().optional(),
-  MAIL_FROM: z.string().default('Crier <crier@localhost>'),
-  PUBLIC_URL: z.string().url().default('http://localhost:8080'),
+  /** Default: the organisation's name (else "Crier") at crier@localhost; set it for real sending. */
+  MAIL_FROM: z.string().optional(),
+  /** Default: http://localhost:<PORT>, so links in emails and pages follow a changed PORT. */
+  PUBLIC_URL: z.string().url().optional(),
   CRIER_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   CRIER_CONFIG: z.string().optional(),
   CRIER_DATA_DIR: z.string().default('./data'),
@@ -276,8 +278,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     outboxDir: path.join(dataDir, 'outbox'),
     redisUrl: e.REDIS_URL,
     smtpUrl: e.SMTP_URL,
-    mailFrom: e.MAIL_FROM,
-    publicUrl: e.PUBLIC_URL.replace(/\/+$/, ''),
+    mailFrom: e.MAIL_FROM ?? `"${(org?.name ?? 'Crier').replace(/["\\\r\n]/g, '')}" <crier@localhost>`,
+    publicUrl: (e.PUBLIC_URL ?? `http://localhost:${e.PORT || 8080}`).replace(/\/+$/, ''),
     secret: e.CRIER_SECRET ?? '',
     user: e.CRIER_USER ?? env.USER ?? 'crier',
     port: e.PORT,

@@ -31,8 +31,12 @@ function refuseApprovalFor(c: Campaign): void {
     held: 'it is held by the pre-election period and not marked essential: true; reschedule it after the period instead',
     cancelled: 'it is cancelled',
     draft: 'it is a draft',
+    sending: 'it is being sent',
+    sent: 'it has been sent',
+    partially_failed: 'it has been sent (some deliveries failed: `crier campaign failures ID`)',
+    failed: 'it has been sent and failed (`crier campaign failures ID`)',
   };
-  throw new UserError(`campaign ${c.id} cannot be approved: ${why[c.status] ?? `it is ${c.status.replace('_', ' ')}`}`, 'CRIER_ERR_STATE');
+  throw new UserError(`campaign ${c.id} cannot be approved: ${(why[c.status] ?? `it is ${c.status}`).replace('ID', c.id)}`, 'CRIER_ERR_STATE');
 }
 export const deliverQueueName = (channel: string): string => `deliver-${channel}`;
 export const planJobId = (id: string, version: number): string => `${id}:plan:v${version}`;
