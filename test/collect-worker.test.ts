@@ -48,6 +48,11 @@ describe('collect queue', () => {
     }
   });
 
+  it('a cron BullMQ cannot read is a config error naming the key', async () => {
+    const bad = testConfig({ env: { MASTODON_URL: fake.url, MASTODON_TOKEN: fake.token }, yaml: 'metrics:\n  collectors:\n    mastodon: { cron: "every hour please" }\n' });
+    await expect(reconcileCollectors(bad, handle, silentLogger())).rejects.toThrow(/field "metrics\.collectors\.mastodon\.cron".*not a cron pattern/);
+  });
+
   it('a job answered 429 is moved to the reset time, not failed, and then runs', async () => {
     const q = collectQueue(config, handle);
     const w = startCollectWorker({ config, handle, log: silentLogger() });
