@@ -205,6 +205,53 @@ describe('the digest email', () => {
   });
 });
 
+describe('the weekly job', () => {
+  it('Monday 08:00 Europe/London on a BullMQ job scheduler; a run mails last week once', async () => {
+    const { DIGEST_QUEUE, DIGEST_SCHEDULER_ID, digestJob, registerSchedules } = await import('../workers/schedules.js');
+    const { Queue, Worker } = await import('bullmq');
+    const { nextOccurrence } = await import('../src/domain/recurrence.js');
+    const queue = new Queue(DIGEST_QUEUE, { connection: handle.options, prefix: config.redis_prefix });
+    try {
+      await registerSchedules(config, [DIGEST_QUEUE], () => queue);
+      const s = await queue.getJobScheduler(DIGEST_SCHEDULER_ID);
+      expect([s?.pattern, s?.tz]).toEqual(['0 8 * * 1', ZONE]);
+      // 08:00 BST before the clocks go back, 08:00 GMT after.
+      expect(nextOccurrence('0 8 * * 1', ZONE, new Date('2026-10-13T00:00:00Z'))?.toISOString()).toBe('2026-10-19T07:00:00.000Z');
+      expect(nextOccurrence('0 8 * * 1', ZONE, new Date('2026-10-20T00:00:00Z'))?.toISOString()).toBe('2026-10-26T08:00:00.000Z');
+      await queue.removeJobScheduler(DIGEST_SCHEDULER_ID);
+
+      const jobDeps = { ...deps, now: () => new Date('2026-11-09T08:00:00Z') }; // reports W45
+      const worker = new Worker(DIGEST_QUEUE, (job) => digestJob(job, jobDeps), { connection: handle.options, prefix: config.redis_prefix });
+      try {
+        const before = sink.count;
+        const results: unknown[] = [];
+        for (let i = 0; i < 2; i++) {
+          const job = await queue.add('digest', {});
+          const deadline = Date.now() + 15_000;
+          for (;;) {
+            const j = await queue.getJob(job.id!);
+            if (j && (await j.isCompleted())) {
+              results.push(j.returnvalue);
+              break;
+            }
+            if (Date.now() > deadline) throw new Error('digest job did not complete');
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        }
+        expect(results).toEqual([
+          { week: '2026-W45', sent: 2, skipped: 0, failed: 0 },
+          { week: '2026-W45', sent: 0, skipped: 2, failed: 0 },
+        ]);
+        expect(sink.count).toBe(before + 2);
+      } finally {
+        await worker.close();
+      }
+    } finally {
+      await queue.close();
+    }
+  });
+});
+
 describe('crier digest', () => {
   const run = (args: string[]) =>
     new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
