@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publishRelease } from '../channels/press/store.js';
 import type { Config } from '../src/config.js';
 import { saveNewCampaign } from '../src/domain/campaigns.js';
@@ -12,7 +11,7 @@ import { composeDigest, sendDigest, type DigestDeps } from '../src/digest/send.j
 import { catalogueFor } from '../src/metrics-config.js';
 import { connectRedis, type RedisHandle } from '../src/redis/connection.js';
 import { testConfig, silentLogger } from './helpers/context.js';
-import { CLI_JS } from './helpers/dist.js';
+import { runCli } from './helpers/cli-run.js';
 import { startSmtpSink, type SmtpSink } from './helpers/smtp-sink.js';
 
 /**
@@ -253,16 +252,7 @@ describe('the weekly job', () => {
 });
 
 describe('crier digest', () => {
-  const run = (args: string[]) =>
-    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      const env = { PATH: process.env.PATH, REDIS_URL: inject('redisUrl'), CRIER_CONFIG: config.configFile, CRIER_DATA_DIR: config.dataDir, SMTP_URL: sink.url, LOG_LEVEL: 'warn' };
-      const p = spawn(process.execPath, [CLI_JS, 'digest', ...args], { env });
-      let out = '';
-      let err = '';
-      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      p.on('close', (code) => resolve({ code, out, err }));
-    });
+  const run = (args: string[]) => runCli(config, ['digest', ...args], { SMTP_URL: sink.url });
 
   it('--preview writes the HTML (pictures inline) and the text; --send twice reaches each recipient once', async () => {
     const file = path.join(config.dataDir, 'digest.html');

@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publishRelease } from '../channels/press/store.js';
 import type { Config } from '../src/config.js';
 import { findCampaign } from '../src/domain/campaigns.js';
@@ -10,7 +9,7 @@ import { monthOf, NEWSLETTER_QUEUE, runNewsletter, type NewsletterDeps } from '.
 import { newsletterJob } from '../workers/schedules.js';
 import { testConfig, silentLogger } from './helpers/context.js';
 import { startCrier, type TestCrier } from './helpers/crier.js';
-import { CLI_JS } from './helpers/dist.js';
+import { runCli } from './helpers/cli-run.js';
 import { rssWith, startFeedServer, type FeedServer } from './helpers/feed-server.js';
 
 /**
@@ -188,16 +187,7 @@ describe('crier newsletter run', () => {
   it('drafts from a live feed and prints the campaign id last', async () => {
     feeds.set('/fresh.rss', rssWith([{ title: 'Rural crime week of action', link: 'https://www.example.org/news/rural', ageMs: 3_600_000 }]));
     const config = testConfig({ yaml: `newsletter:\n  feed_url: ${feeds.base}/fresh.rss\n  template: ${path.resolve('config/templates/newsletter.md')}\n` });
-    const env = { PATH: process.env.PATH, REDIS_URL: inject('redisUrl'), CRIER_CONFIG: config.configFile, CRIER_DATA_DIR: config.dataDir, CRIER_USER: 'alice', LOG_LEVEL: 'warn' };
-    const run = (args: string[]) =>
-      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        const p = spawn(process.execPath, [CLI_JS, ...args], { env });
-        let out = '';
-        let err = '';
-        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-        p.on('close', (code) => resolve({ code, out, err }));
-      });
+    const run = (args: string[]) => runCli(config, args);
     const r = await run(['newsletter', 'run']);
     expect(r.code, r.err).toBe(0);
     const id = r.out.trim().split('\n').at(-1)!;
