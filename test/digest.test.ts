@@ -164,6 +164,7 @@ describe('the digest email', () => {
     expect(r.html).toMatch(/<i>no data<\/i> in the last 8 periods: [^<]*Website bounce rate/);
     expect(r.text).toContain('- Website visitors: 2,100 (last week: no data)');
     expect(r.text).toContain('trend, oldest first: 3,000, 3,100, 3,200, 3,300, no data, 3,500, 3,600, 3,900');
+    expect(r.html).toContain('<b>Website visits</b>: 3,000 · 3,100 · 3,200 · 3,300 · no data · 3,500 · 3,600 · 3,900');
     expect(r.html).not.toContain('<svg');
     const cids = [...r.html.matchAll(/src="cid:([^"]+)"/g)].map((m) => m[1]);
     expect(cids.length).toBeGreaterThan(3);
