@@ -205,6 +205,8 @@ describe('crier campaign create | list | cancel --series', () => {
     const list = await run(['campaign', 'list']);
     expect(list.out).toContain(`${id}  "0 9 * * 1"`);
     expect(list.out).toMatch(/scheduled .* Weekly safety update \(\d{4}-\d{2}-\d{2}\)/);
+    const show = await run(['campaign', 'show', id]);
+    expect(show.out).toContain('repeat:  "0 9 * * 1" (Europe/London)');
     const one = await run(['campaign', 'cancel', 'cnope', '--series']);
     expect(one.code).toBe(1);
     const stop = await run(['campaign', 'cancel', id, '--series']);
