@@ -9,10 +9,11 @@ import { PausedForRateLimit, processDeliverJob, type DeliverDeps } from './deliv
 import { processCampaignJob } from './plan.js';
 import { specialDeliveries } from './specials.js';
 import { SCHEDULE_QUEUES, startScheduleWorkers } from './schedules.js';
+import { COLLECT_QUEUE, startCollectWorker, type CollectWorker } from './collect/worker.js';
 
-/** The queue names a worker process can serve: `campaigns` and `deliver-<channel>`. */
+/** The queue names a worker process can serve: `campaigns`, `deliver-<channel>` and `collect`. */
 export function allQueueNames(): string[] {
-  return [CAMPAIGN_QUEUE, ...channelNames().map(deliverQueueName), ...SCHEDULE_QUEUES];
+  return [CAMPAIGN_QUEUE, ...channelNames().map(deliverQueueName), COLLECT_QUEUE, ...SCHEDULE_QUEUES];
 }
 
 export interface WorkerPool {
@@ -53,6 +54,7 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
   };
   const adapters: ChannelAdapter[] = [];
   const workers: Worker[] = [];
+  const collectors: CollectWorker[] = [];
   // A killed worker's active jobs are retried once their lock lapses and the stalled check runs.
   const lock = { lockDuration: config.worker_lock_ms, stalledInterval: config.worker_lock_ms };
   const onError = (name: string) => (err: Error) => log.warn({ queue: name, err: err.message }, 'worker error');
@@ -63,6 +65,10 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
   for (const name of wanted) {
     if (!known.has(name)) throw new Error(`unknown queue ${name}`);
     if (SCHEDULE_QUEUES.includes(name)) continue;
+    if (name === COLLECT_QUEUE) {
+      collectors.push(startCollectWorker({ config, handle, log, now: opts.now }));
+      continue;
+    }
     if (name === CAMPAIGN_QUEUE) {
       const w = new Worker<CampaignJobData>(
         name,
@@ -110,7 +116,7 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
   return {
     workers,
     async close() {
-      await Promise.all(workers.map((w) => w.close()));
+      await Promise.all([...workers.map((w) => w.close()), ...collectors.map((c) => c.close())]);
       await schedules.close();
       await Promise.all(adapters.map((a) => a.close().catch(() => undefined)));
       await Promise.all([...queues.values()].map((q) => q.close()));

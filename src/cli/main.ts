@@ -7,6 +7,7 @@ import { registerNewsletterCommands } from './newsletter.js';
 import { registerDigestCommand } from './digest.js';
 import { registerRunCommands } from './run.js';
 import { registerSubscriberCommands } from './subscribers.js';
+import { registerMetricsCommands } from './metrics.js';
 
 const program = new Command('crier')
   .description('Multi-channel communications scheduler and measures-of-success collector')
@@ -20,6 +21,7 @@ registerSubscriberCommands(program);
 registerAuditCommand(program);
 registerNewsletterCommands(program);
 registerDigestCommand(program);
+registerMetricsCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -8,6 +8,7 @@ import { Scheduler } from '../scheduler.js';
 import { ensureSecret } from '../secret.js';
 import { buildServer } from '../server/index.js';
 import { channelDefinition, channelNames } from '../../channels/registry.js';
+import { COLLECT_QUEUE, reconcileCollectors } from '../../workers/collect/worker.js';
 
 /** `crier start` (everything in one process) and `crier worker` (workers only, for more machines). */
 
@@ -22,6 +23,7 @@ async function run(opts: { server: boolean; queues?: string[] }): Promise<void> 
   const handle = await connectRedis(config, log);
   const scheduler = new Scheduler(config, handle, log);
   await scheduler.reconcile();
+  if (!opts.queues || opts.queues.includes(COLLECT_QUEUE)) await reconcileCollectors(config, handle, log);
   const pool = startWorkers({ config, handle, log, queues: opts.queues });
   const server = opts.server ? await buildServer(config, handle, log) : undefined;
   if (server) {

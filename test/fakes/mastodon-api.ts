@@ -24,6 +24,11 @@ export interface FakeStatus {
   spoilerText: string;
   mediaIds: string[];
   idempotencyKey?: string;
+  reblogs?: number;
+  favourites?: number;
+  replies?: number;
+  /** Deleted: GET /api/v1/statuses/:id answers 404. */
+  deleted?: boolean;
 }
 
 export interface FakeMediaAttachment {
@@ -44,6 +49,8 @@ export interface MastodonFailOptions {
   afterEffect?: boolean;
   /** Close the connection without answering. */
   drop?: boolean;
+  /** Answer with this status and a body that is not JSON. */
+  garbage?: boolean;
 }
 
 export interface FakeMastodonApi {
@@ -52,6 +59,8 @@ export interface FakeMastodonApi {
   requests: RecordedRequest[];
   statuses: FakeStatus[];
   media: Map<string, FakeMediaAttachment>;
+  /** The account verify_credentials returns (set followers_count). */
+  account: { followers_count: number };
   failNext(status: number, opts?: MastodonFailOptions): void;
   close(): Promise<void>;
 }
@@ -88,11 +97,19 @@ export async function startFakeMastodonApi(opts: { token?: string } = {}): Promi
       url: `${base}/@pcc/${s.id}`,
       account,
       media_attachments: s.mediaIds.map((id) => ({ id, type: 'image', description: media.get(id)?.description ?? null })),
+      reblogs_count: s.reblogs ?? 0,
+      favourites_count: s.favourites ?? 0,
+      replies_count: s.replies ?? 0,
     };
   }
 
   function route(method: string, path: string, headers: IncomingHttpHeaders, body: Record<string, unknown>): Reply {
     if (method === 'GET' && path === '/api/v1/accounts/verify_credentials') return { status: 200, body: account };
+    const one = /^\/api\/v1\/statuses\/(\d+)$/.exec(path);
+    if (method === 'GET' && one) {
+      const s = statuses.find((x) => x.id === one[1]);
+      return s && !s.deleted ? { status: 200, body: statusJson(s) } : { status: 404, body: { error: 'Record not found' } };
+    }
     if (method === 'POST' && path === '/api/v2/media') {
       const file = body.file as { name: string; type: string; size: number } | undefined;
       if (!file) return { status: 422, body: { error: 'Validation failed: File must be present' } };
@@ -173,6 +190,10 @@ export async function startFakeMastodonApi(opts: { token?: string } = {}): Promi
           const failure = failures.splice(at, 1)[0]!;
           if (failure.afterEffect) route(method, path, req.headers, body);
           if (failure.drop || failure.afterEffect) return void req.socket.destroy();
+          if (failure.garbage) {
+            res.writeHead(failure.status, { 'content-type': 'application/json' });
+            return void res.end('{"id": "1", "followers_count": ');
+          }
           const headers: Record<string, string> = {};
           if (failure.status === 429) {
             headers['x-ratelimit-remaining'] = '0';
@@ -197,6 +218,7 @@ export async function startFakeMastodonApi(opts: { token?: string } = {}): Promi
     requests,
     statuses,
     media,
+    account,
     failNext(status, failOpts = {}) {
       failures.push({ status, ...failOpts });
     },

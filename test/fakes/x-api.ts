@@ -27,6 +27,12 @@ export interface FakeTweet {
   text: string;
   inReplyTo?: string;
   mediaIds: string[];
+  /** public_metrics (GET /2/tweets); zeros when unset. */
+  metrics?: Partial<Record<'retweet_count' | 'reply_count' | 'like_count' | 'quote_count' | 'impression_count' | 'bookmark_count', number>>;
+  /** non_public_metrics, answered only for the author's own posts. */
+  nonPublic?: { impression_count: number; url_link_clicks: number; user_profile_clicks: number };
+  /** Deleted: GET /2/tweets reports it in errors[]. */
+  deleted?: boolean;
 }
 
 export interface FakeMedia {
@@ -49,6 +55,8 @@ export interface FailOptions {
   drop?: boolean;
   /** Perform the request (e.g. create the tweet) and then drop the answer: the ambiguous failure. */
   afterEffect?: boolean;
+  /** Answer with this status and a body that is not JSON. */
+  garbage?: boolean;
 }
 
 export type XCredentials = NonNullable<FakeXApiOptions['credentials']>;
@@ -66,6 +74,8 @@ export function twitterEnv(apiBase: string, c: XCredentials): Record<string, str
 
 export interface FakeXApiOptions {
   credentials?: { appKey: string; appSecret: string; accessToken: string; accessSecret: string };
+  /** public_metrics.followers_count of /2/users/me. */
+  followers?: number;
 }
 
 export interface FakeXApi {
@@ -154,7 +164,33 @@ export async function startFakeXApi(opts: FakeXApiOptions = {}): Promise<FakeXAp
   function route(method: string, url: URL, body: unknown): Reply {
     const json = (body ?? {}) as Record<string, unknown>;
     if (method === 'GET' && url.pathname === '/2/users/me') {
-      return { status: 200, body: { data: { id: '1600000000000000001', name: 'Crier Test', username: 'crier_test' } } };
+      const user: Record<string, unknown> = { id: '1600000000000000001', name: 'Crier Test', username: 'crier_test' };
+      if ((url.searchParams.get('user.fields') ?? '').split(',').includes('public_metrics')) {
+        user.public_metrics = { followers_count: opts.followers ?? 0, following_count: 12, tweet_count: tweets.length, listed_count: 3, like_count: 0, media_count: 0 };
+      }
+      return { status: 200, body: { data: user } };
+    }
+    if (method === 'GET' && url.pathname === '/2/tweets') {
+      const ids = (url.searchParams.get('ids') ?? '').split(',').filter(Boolean);
+      if (ids.length === 0 || ids.length > 100) return problem(400, `The \`ids\` query parameter value [${ids.length}] is not between 1 and 100`);
+      const fields = (url.searchParams.get('tweet.fields') ?? '').split(',');
+      const data: Array<Record<string, unknown>> = [];
+      const errors: Array<Record<string, unknown>> = [];
+      for (const id of ids) {
+        const t = tweets.find((x) => x.id === id);
+        if (!t || t.deleted) {
+          errors.push({ value: id, detail: `Could not find tweet with ids: [${id}].`, title: 'Not Found Error', resource_type: 'tweet', parameter: 'ids', resource_id: id, type: 'https://api.twitter.com/2/problems/resource-not-found' });
+          continue;
+        }
+        const item: Record<string, unknown> = { id: t.id, text: t.text, edit_history_tweet_ids: [t.id] };
+        if (fields.includes('public_metrics')) {
+          item.public_metrics = { retweet_count: 0, reply_count: 0, like_count: 0, quote_count: 0, bookmark_count: 0, impression_count: 0, ...t.metrics };
+        }
+        if (fields.includes('non_public_metrics')) item.non_public_metrics = t.nonPublic ?? { impression_count: 0, url_link_clicks: 0, user_profile_clicks: 0 };
+        if (fields.includes('created_at')) item.created_at = new Date().toISOString();
+        data.push(item);
+      }
+      return { status: 200, body: { ...(data.length ? { data } : {}), ...(errors.length ? { errors } : {}) } };
     }
     const timeline = /^\/2\/users\/\d+\/tweets$/.exec(url.pathname);
     if (method === 'GET' && timeline) {
@@ -229,6 +265,10 @@ export async function startFakeXApi(opts: FakeXApiOptions = {}): Promise<FakeXAp
         const failure = failures.splice(failureAt, 1)[0]!;
         if (failure.afterEffect) route(method, url, body);
         if (failure.drop || failure.afterEffect) return void req.socket.destroy();
+        if (failure.garbage) {
+          res.writeHead(failure.status, { 'content-type': 'application/json' });
+          return void res.end('<html><body>upstream error</body></html>');
+        }
         const headers: Record<string, string> = {};
         if (failure.status === 429) {
           headers['x-rate-limit-remaining'] = '0';

@@ -72,5 +72,10 @@ export interface CollectorDefinition {
    * shown as such in status.
    */
   unconfigured(config: Config): string | undefined;
-  create(config: Config): Collector;
+  create(config: Config, opts?: CollectorOptions): Collector;
+}
+
+export interface CollectorOptions {
+  /** Extra certificate authority for an HTTPS API with a private certificate (tests; production uses NODE_EXTRA_CA_CERTS). */
+  ca?: string | Buffer;
 }
