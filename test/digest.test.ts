@@ -12,6 +12,7 @@ import { catalogueFor } from '../src/metrics-config.js';
 import { connectRedis, type RedisHandle } from '../src/redis/connection.js';
 import { testConfig, silentLogger } from './helpers/context.js';
 import { runCli } from './helpers/cli-run.js';
+import { seedMention } from './helpers/digest-demo.js';
 import { startSmtpSink, type SmtpSink } from './helpers/smtp-sink.js';
 
 /**
@@ -65,7 +66,11 @@ async function seed(): Promise<void> {
   const c = await saveNewCampaign(handle.redis, config.redis_prefix, { title: 'November newsletter', kind: 'newsletter', sendAt: new Date('2026-11-24T09:00:00Z'), timezone: ZONE, essential: false, channels: { email: { list: 'newsletter', subject: 's', body: 'b' } } }, 'sent', 'alice', new Date('2026-11-20T09:00:00Z'));
   await handle.redis.hset(`${config.redis_prefix}:campaign:${c.id}:counts`, { 'email:total': '1250', 'email:sent': '1247', 'email:failed': '3', 'email:planned': '1' });
   await publishRelease(handle.redis, config.redis_prefix, { campaignId: 'cpress1', slug: '2026-11-25-rural-crime-team', headline: 'New rural crime team', bodyHtml: '<p>x</p>', bodyText: 'x', publishedAt: new Date('2026-11-25T10:00:00Z') });
-  await store.record({ measure: 'media.mentions', subject: 'press:2026-11-25-rural-crime-team', dimensions: { tone: 'positive' }, period: '2026-W48', value: 4, source: 'media', collectedAt: collected });
+  for (const [i, tone] of ['positive', 'positive', 'neutral', 'negative'].entries()) {
+    await seedMention(handle.redis, config.redis_prefix, { id: `m${i}`, title: `Rural crime story ${i}`, link: `https://news.example.org/${i}`, tone, release: '2026-11-25-rural-crime-team', published: new Date(`2026-11-2${6 + i}T12:00:00Z`), collected });
+  }
+  // Linked to another release, and one before the week: neither counts here.
+  await seedMention(handle.redis, config.redis_prefix, { id: 'other', title: 'Other', link: 'https://news.example.org/o', tone: 'neutral', release: '2026-11-01-other', published: new Date('2026-11-26T12:00:00Z'), collected });
 }
 
 beforeAll(async () => {
@@ -119,7 +124,7 @@ describe('digest numbers', () => {
     expect(events.period.key).toBe('2026-11');
     expect([events.current?.value, events.last?.value]).toEqual([12, 9]);
     expect(d.campaigns.map((c) => [c.title, c.channels.email?.sent, c.channels.email?.failed])).toEqual([['November newsletter', 1247, 3]]);
-    expect(d.releases.map((r) => [r.headline, r.coverage?.value])).toEqual([['New rural crime team', 4]]);
+    expect(d.releases.map((r) => [r.headline, r.mentions.length])).toEqual([['New rural crime team', 4]]);
   });
 
   it('week boundaries are Europe/London midnights, including the weeks the clocks change', async () => {
@@ -158,7 +163,8 @@ describe('the digest email', () => {
       expect(part).toContain('November newsletter');
       expect(part).toContain('1,247 sent, 3 failed');
       expect(part).toContain('New rural crime team');
-      expect(part).toContain('4 media mentions');
+      expect(part).toContain('4 media mentions (2 positive, 1 neutral, 1 negative)');
+      expect(part).toContain('Rural crime story 3');
     }
     expect(r.text).toContain('- Website bounce rate: no data (none in the last 8 periods)');
     expect(r.html).toMatch(/<i>no data<\/i> in the last 8 periods: [^<]*Website bounce rate/);

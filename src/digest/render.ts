@@ -79,8 +79,15 @@ function channelsText(c: CampaignRow): string {
 }
 
 function coverageText(r: ReleaseRow): string {
-  return r.coverage ? `${formatValue(r.coverage.value, 'count')} media mention${r.coverage.value === 1 ? '' : 's'}` : 'no coverage recorded';
+  const n = r.mentions.length;
+  if (n === 0) return 'no coverage recorded';
+  const tones = new Map<string, number>();
+  for (const m of r.mentions) if (m.tone) tones.set(m.tone, (tones.get(m.tone) ?? 0) + 1);
+  const byTone = [...tones].map(([t, k]) => `${k} ${t.replace('_', ' ')}`).join(', ');
+  return `${formatValue(n, 'count')} media mention${n === 1 ? '' : 's'}${byTone ? ` (${byTone})` : ''}`;
 }
+
+const MENTIONS_SHOWN = 3;
 
 function section(title: string): string {
   return `<tr><td style="${FONT}background:${COLOURS.band};padding:10px 16px;font-size:17px;font-weight:bold;color:${COLOURS.text};border-top:3px solid ${COLOURS.link};">${escapeHtml(title)}</td></tr>`;
@@ -146,9 +153,17 @@ export function renderDigest(d: Digest, opts: { subject: string; organisation?: 
   }
   for (const r of d.releases) {
     const when = DateTime.fromJSDate(r.publishedAt, { zone: d.zone }).setLocale('en-GB').toFormat('EEE d LLL');
-    const cov = r.coverage ? `${coverageText(r)} <span style="font-size:12px;color:${COLOURS.muted};">(${escapeHtml(sourceLine(r.coverage, d.zone))})</span>` : `<span style="color:${COLOURS.muted};">${coverageText(r)}</span>`;
+    const shown = r.mentions.slice(-MENTIONS_SHOWN).reverse();
+    const more = r.mentions.length - shown.length;
+    const items = shown.map((m) => (/^https?:\/\//.test(m.link) ? `<a href="${escapeHtml(m.link)}" style="color:${COLOURS.link};">${escapeHtml(m.title)}</a>` : escapeHtml(m.title)));
+    const latest = r.mentions.reduce((t, m) => Math.max(t, m.collectedAt.getTime()), 0);
+    const source = latest ? ` <span style="font-size:12px;color:${COLOURS.muted};">(source: media, collected ${escapeHtml(DateTime.fromMillis(latest, { zone: d.zone }).setLocale('en-GB').toFormat('d LLL HH:mm'))})</span>` : '';
+    const list = items.length ? `<div style="font-size:13px;padding-top:4px;">${items.join('<br>')}${more > 0 ? `<br><span style="color:${COLOURS.muted};">and ${more} more</span>` : ''}</div>` : '';
+    const cov = r.mentions.length ? `${escapeHtml(coverageText(r))}${source}${list}` : `<span style="color:${COLOURS.muted};">${coverageText(r)}</span>`;
     body.push(listRow(`<a href="${escapeHtml(r.url)}" style="color:${COLOURS.link};font-weight:bold;">${escapeHtml(r.headline)}</a> <span style="color:${COLOURS.muted};">${escapeHtml(when)}</span><br>${cov}`));
     text.push(`- ${r.headline} (${when}): ${coverageText(r)} ${r.url}`);
+    for (const m of shown) text.push(`    ${m.title}${m.link ? ` ${m.link}` : ''}`);
+    if (more > 0) text.push(`    and ${more} more`);
   }
   // The pictures' numbers as text too, for readers whose mail client blocks images.
   const charted = d.headings.flatMap((h) => h.rows).filter((r) => r.trend.some((v) => v !== undefined));
