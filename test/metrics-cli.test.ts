@@ -7,7 +7,7 @@ import { subscriberId, unsubscribe } from '../src/domain/audience.js';
 import { campaignKeys, saveNewCampaign } from '../src/domain/campaigns.js';
 import { marginOfError } from '../src/domain/margin.js';
 import { buildCatalogue } from '../src/domain/measures.js';
-import { neutraliseFormula } from '../src/domain/metrics-io.js';
+import { neutraliseCell as neutraliseFormula } from '../src/domain/csv.js';
 import { ObservationStore } from '../src/domain/observations.js';
 import { periodOf, previousPeriod } from '../src/domain/periods.js';
 import { connectRedis, type RedisHandle } from '../src/redis/connection.js';

@@ -10,7 +10,7 @@ import { checkCampaignLists, formatCampaignList, printShow } from './campaign-ou
 import { withContext, type CliContext } from './context.js';
 import { registerFailuresCommand } from './failures.js';
 import { registerPreviewCommand } from './preview.js';
-import { cancelRecurring, createRecurring, printSeriesList } from './series.js';
+import { cancelRecurring, createRecurring, printSeriesList, showSeries } from './series.js';
 
 /** `crier campaign …`: create, list, show, approve, cancel, retry, reschedule, preview. */
 
@@ -125,6 +125,7 @@ export function registerCampaignCommands(program: Command): void {
     .description('status and per-channel counts (sent, failed, pending)')
     .action(async (id: string, opts: { json?: boolean }) => {
       await withContext(async (ctx) => {
+        if (await showSeries(ctx, id, Boolean(opts.json))) return;
         const v = await campaignView(ctx, await getCampaign(ctx.redis.redis, ctx.redis.prefix, id));
         if (opts.json) ctx.out(JSON.stringify(v));
         else printShow(ctx, v, ctx.config.timezone);
