@@ -1,10 +1,8 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { z } from 'zod';
 import type { Config } from '../../src/config.js';
 import { PermanentError, TransientError, type ChannelAdapter, type Delivery, type SendContext, type SendResult } from '../adapter.js';
 import { safeFileName, writeOutboxJson } from '../dry-run.js';
-import { IMAGE_TYPES, imageSchema, issuesOf } from '../twitter/content.js';
+import { imageSchema, issuesOf, readImage } from '../twitter/content.js';
 import { channelErrorOf, graphClient, type GraphClient } from './graph.js';
 
 /**
@@ -89,15 +87,9 @@ async function findPost(graph: GraphClient, text: string, since: Date, now: Date
 }
 
 async function uploadPhoto(graph: GraphClient, image: FacebookContent['images'][number], now: Date): Promise<string> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(image.file);
-  } catch (err) {
-    throw new PermanentError(`cannot read image ${image.file}: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  const { bytes, type, name } = await readImage(image.file);
   const form = new FormData();
-  const type = IMAGE_TYPES[path.extname(image.file).toLowerCase()] ?? 'application/octet-stream';
-  form.append('source', new Blob([new Uint8Array(bytes)], { type }), path.basename(image.file));
+  form.append('source', new Blob([new Uint8Array(bytes)], { type }), name);
   form.append('published', 'false');
   form.append('alt_text_custom', image.alt);
   return idOf(await graph.post(`/${encodeURIComponent(graph.pageId)}/photos`, form, now), 'photo upload');

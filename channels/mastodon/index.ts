@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { z } from 'zod';
 import type { Config } from '../../src/config.js';
 import {
@@ -14,7 +12,7 @@ import {
   type SendResult,
 } from '../adapter.js';
 import { safeFileName, writeOutboxJson } from '../dry-run.js';
-import { IMAGE_TYPES, imageSchema, issuesOf } from '../twitter/content.js';
+import { imageSchema, issuesOf, readImage } from '../twitter/content.js';
 import { findUrls } from '../twitter/text.js';
 
 /**
@@ -167,15 +165,9 @@ export function createMastodonAdapter(config: Config, opts: { outboxDir?: string
   }
 
   async function uploadImage(image: MastodonContent['images'][number], now: Date): Promise<string> {
-    const type = IMAGE_TYPES[path.extname(image.file).toLowerCase()];
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(image.file);
-    } catch (err) {
-      throw new PermanentError(`cannot read image ${image.file}: ${err instanceof Error ? err.message : String(err)}`);
-    }
+    const { bytes, type, name } = await readImage(image.file);
     const form = new FormData();
-    form.append('file', new Blob([new Uint8Array(bytes)], { type: type ?? 'application/octet-stream' }), path.basename(image.file));
+    form.append('file', new Blob([new Uint8Array(bytes)], { type }), name);
     form.append('description', image.alt);
     const upload = await call('POST', '/api/v2/media', now, { body: form });
     const id = (upload.body as { id?: unknown }).id;

@@ -1,4 +1,7 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { z } from 'zod';
+import { PermanentError } from '../adapter.js';
 import { X_MAX_WEIGHTED_LENGTH, weightedLength } from './text.js';
 
 /** X accepts at most four images on a post, each with up to 1000 characters of alt text. */
@@ -14,6 +17,17 @@ export const IMAGE_TYPES: Readonly<Record<string, ImageType>> = {
   '.gif': 'image/gif',
   '.webp': 'image/webp',
 };
+
+/** An image of a post, read for upload (X, Mastodon, Facebook); unreadable or not an image → permanent failure. */
+export async function readImage(file: string): Promise<{ bytes: Buffer; type: ImageType; name: string }> {
+  const type = IMAGE_TYPES[path.extname(file).toLowerCase()];
+  if (!type) throw new PermanentError(`image ${file} is not a PNG, JPEG, GIF or WebP file`);
+  try {
+    return { bytes: await readFile(file), type, name: path.basename(file) };
+  } catch (err) {
+    throw new PermanentError(`cannot read image ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
 
 const ALT_REQUIRED = 'alt text is required for every image (describe it for people using screen readers)';
 

@@ -1,6 +1,4 @@
-import { readFile } from 'node:fs/promises';
 import https from 'node:https';
-import path from 'node:path';
 import { ApiPartialResponseError, ApiRequestError, ApiResponseError, TwitterApi, type ITwitterApiClientPlugin } from 'twitter-api-v2';
 import { z } from 'zod';
 import type { Config } from '../../src/config.js';
@@ -16,7 +14,7 @@ import {
   type SendResult,
 } from '../adapter.js';
 import { writeOutboxJson, safeFileName } from '../dry-run.js';
-import { IMAGE_TYPES, contentSchema, type TwitterContent } from './content.js';
+import { contentSchema, readImage, type TwitterContent } from './content.js';
 import { findUrls, splitThread } from './text.js';
 
 export { contentSchema, validateContent, type TwitterContent } from './content.js';
@@ -194,15 +192,8 @@ export function createTwitterAdapter(config: Config, opts: TwitterAdapterOptions
   const progress = new Map<string, Progress>();
 
   async function uploadImage(image: TwitterContent['images'][number]): Promise<string> {
-    const mediaType = IMAGE_TYPES[path.extname(image.file).toLowerCase()];
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(image.file);
-    } catch (err) {
-      throw new PermanentError(`cannot read image ${image.file}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    if (!mediaType) throw new PermanentError(`image ${image.file} is not a PNG, JPEG, GIF or WebP file`);
-    const mediaId = await client.v2.uploadMedia(bytes, { media_type: mediaType });
+    const { bytes, type } = await readImage(image.file);
+    const mediaId = await client.v2.uploadMedia(bytes, { media_type: type });
     await client.v2.createMediaMetadata(mediaId, { alt_text: { text: image.alt } });
     return mediaId;
   }
