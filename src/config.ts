@@ -1,6 +1,5 @@
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { isSupportedCountry } from 'libphonenumber-js/max';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { UserError } from './errors.js';
@@ -67,10 +66,7 @@ const fileSchema = z
     sms: z
       .object({
         /** Numbers written without a country code (07…) belong to this country. */
-        default_country: z
-          .string()
-          .refine((c) => isSupportedCountry(c), 'expected a two-letter country code such as GB')
-          .default('GB'),
+        default_country: z.string().regex(/^[A-Z]{2}$/, 'expected a two-letter country code such as GB').default('GB'),
         /** Price of one text message fragment (segment) in pounds, for the estimate in `campaign preview`. */
         cost_per_segment: z.number().min(0).optional(),
       })

@@ -58,9 +58,15 @@ describe('normalisePhone', () => {
 });
 
 describe('sms.default_country', () => {
-  it('must be a country libphonenumber knows; the error names the key', () => {
-    expect(() => testConfig({ yaml: 'sms:\n  default_country: ZZ\n' })).toThrow(/field "sms.default_country": expected a two-letter country code such as GB/);
+  it('must be a country code; one libphonenumber does not know stops an import with a phone column, naming the key', async () => {
+    expect(() => testConfig({ yaml: 'sms:\n  default_country: gb\n' })).toThrow(/field "sms.default_country": expected a two-letter country code such as GB/);
     expect(testConfig({ yaml: 'sms:\n  default_country: IE\n' }).sms.default_country).toBe('IE');
+    const file = path.join(config.dataDir, 'zz.csv');
+    writeFileSync(file, 'email,name,area,topics,phone\nzz@example.org,Z,Rugby,roads,07911 123456\n');
+    await expect(importSubscribers(handle.redis, handle.prefix, file, 'zz', { phoneCountry: 'ZZ', rejectsDir: config.dataDir })).rejects.toThrow(
+      /field "sms.default_country": unknown country "ZZ"/,
+    );
+    expect(await findSubscriber(handle.redis, handle.prefix, 'zz@example.org')).toBeNull();
   });
 });
 
