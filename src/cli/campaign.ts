@@ -56,7 +56,7 @@ function printShow(ctx: CliContext, v: CampaignView, zone: string): void {
   ctx.out(`  send at: ${formatLocal(new Date(v.send_at), zone)} ${zone}`);
   ctx.out(`  author:  ${v.author}${v.approved_by ? `, approved by ${v.approved_by}` : ''}`);
   for (const [ch, n] of Object.entries(v.channels)) {
-    const none = n.sent + n.failed + n.pending + n.skipped === 0 ? '  (no recipients: the list is empty or nobody subscribed matches)' : '';
+    const none = n.sent + n.failed + n.pending + n.skipped === 0 ? `  (no recipients: the list is empty or nobody subscribed matches${ch === 'sms' ? ' and gave a mobile number' : ''})` : '';
     ctx.out(`  ${ch.padEnd(10)} sent ${n.sent}, failed ${n.failed}, pending ${n.pending}${n.skipped ? `, skipped ${n.skipped}` : ''}${n.error ? `  last error: ${n.error}` : ''}${none}`);
   }
 }
