@@ -20,7 +20,7 @@ const TIMEOUT_MS = 30_000;
 
 export interface NotifySms {
   /** Notify's notification id. */
-  id: string;
+  id?: string;
 }
 
 interface NotifyFailure {
@@ -90,9 +90,9 @@ export function createNotifySender(baseUrl: string, apiKey: string, templateId: 
       try {
         const client = await notify();
         const res = await withTimeout(client.sendSms(templateId, phone, { personalisation: { body }, reference }), 'a text');
+        // Accepted (2xx) is sent, id or not: retrying would text the person twice.
         const id = (res.data as { id?: unknown } | undefined)?.id;
-        if (typeof id !== 'string') throw new TransientError('GOV.UK Notify accepted the text without an id');
-        return { id };
+        return { id: typeof id === 'string' ? id : undefined };
       } catch (err) {
         if (err instanceof TransientError) throw err;
         throw mapNotifyError(err, now, zone);
