@@ -6,7 +6,6 @@ import { createLogger } from '../log.js';
 import { connectRedis } from '../redis/connection.js';
 import { Scheduler } from '../scheduler.js';
 import { ensureSecret } from '../secret.js';
-import { buildServer } from '../server/index.js';
 import { channelDefinition, channelNames } from '../../channels/registry.js';
 import { COLLECT_QUEUE, reconcileCollectors } from '../../workers/collect/worker.js';
 
@@ -25,7 +24,8 @@ async function run(opts: { server: boolean; queues?: string[] }): Promise<void> 
   await scheduler.reconcile();
   if (!opts.queues || opts.queues.includes(COLLECT_QUEUE)) await reconcileCollectors(config, handle, log);
   const pool = startWorkers({ config, handle, log, queues: opts.queues });
-  const server = opts.server ? await buildServer(config, handle, log) : undefined;
+  // Loaded only here: the dashboard's modules would slow every other command's start.
+  const server = opts.server ? await (await import('../server/index.js')).buildServer(config, handle, log) : undefined;
   if (server) {
     try {
       await server.listen({ port: config.port, host: config.host });
@@ -47,7 +47,7 @@ async function run(opts: { server: boolean; queues?: string[] }): Promise<void> 
   // A plain summary for the person at the terminal; the JSON logs go to stderr.
   const port = server?.server.address();
   const lines = [
-    server ? `Crier is running on http://localhost:${typeof port === 'object' && port ? port.port : config.port} (health: /healthz)` : `Crier worker is running (queues: ${(opts.queues ?? known).join(', ')})`,
+    server ? `Crier is running on http://localhost:${typeof port === 'object' && port ? port.port : config.port} (dashboard: /dashboard, sign-in accounts: crier users add; health: /healthz)` : `Crier worker is running (queues: ${(opts.queues ?? known).join(', ')})`,
     `Redis: ${config.redisUrl ? 'REDIS_URL' : `embedded, data in ${config.dataDir}/redis (set REDIS_URL to use your own)`}`,
     dry.length ? `Dry-run channels (no credentials): ${dry.join(', ')}: output goes to ${config.outboxDir}` : 'All channels have credentials: messages are really sent',
     'Stop with Ctrl-C (jobs in flight finish first).',

@@ -99,6 +99,8 @@ async function identify(deps: AuthDeps, req: FastifyRequest): Promise<void> {
   const sid = req.session?.get('sid');
   req.account = typeof sid === 'string' ? await sessionAccount(deps.redis, deps.prefix, sid) : null;
   req.authVia = req.account ? 'session' : null;
+  // The cookie's own expiry slides with the Redis session's, so an active user stays signed in.
+  if (req.account) req.session.touch();
 }
 
 export async function registerAuth(app: FastifyInstance, deps: AuthDeps): Promise<void> {
