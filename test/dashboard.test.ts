@@ -129,6 +129,12 @@ describe.skipIf(!executable)('dashboard in headless Chromium', () => {
       expect(await page.getByTestId('status').innerText()).toBe('Awaiting approval');
       expect(await page.getByRole('button', { name: 'Approve' }).count()).toBe(0);
       expect(await page.locator('body').innerText()).toContain('Waiting for an approver other than you');
+    } catch (err) {
+      // If this fails on a loaded machine, keep what the browser showed.
+      const file = path.join(rig.crier.config.dataDir, 'compose-failure.png');
+      await page.screenshot({ path: file, fullPage: true }).catch(() => undefined);
+      console.error(`compose test failed at ${page.url()}; screenshot ${file}`);
+      throw err;
     } finally {
       await context.close();
     }
