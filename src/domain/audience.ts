@@ -73,10 +73,6 @@ export async function findSubscriber(redis: Redis, prefix: string, email: string
   return getSubscriber(redis, prefix, subscriberId(email));
 }
 
-export async function isSuppressed(redis: Redis, prefix: string, email: string): Promise<boolean> {
-  return (await redis.sismember(audienceKeys(prefix).suppressed, emailHash(email))) === 1;
-}
-
 /**
  * The recipients to send to now, in the order of `ids`: null for anyone gone,
  * unsubscribed or suppressed since planning (checked at send time so a
@@ -183,10 +179,6 @@ export async function countAudience(redis: Redis, prefix: string, selector: Audi
   let n = 0;
   for await (const page of streamAudience(redis, prefix, selector, 1000)) n += page.length;
   return n;
-}
-
-export async function listNames(redis: Redis, prefix: string): Promise<string[]> {
-  return (await redis.smembers(audienceKeys(prefix).lists)).sort();
 }
 
 // Checks the email is still the one we read, so a concurrent forget cannot leave a half hash behind.
