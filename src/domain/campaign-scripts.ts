@@ -173,22 +173,24 @@ end
 
 /**
  * May this recipient be sent to now? Read just before each send: 'stop' (the
- * campaign is no longer sending), 'skip' (unsubscribed, forgotten or
+ * campaign is no longer sending), 'done' (it already has an outcome: another
+ * run of the same batch got there first), 'skip' (unsubscribed, forgotten or
  * suppressed) or 'send'.
  */
 const MAY_SEND_FN = `
-local function may_send(campaign, subscriber, suppressed, hash)
+local function may_send(campaign, subscriber, suppressed, hash, done, id)
   if redis.call('HGET', campaign, 'status') ~= 'sending' then return 'stop' end
+  if redis.call('SISMEMBER', done, id) == 1 then return 'done' end
   if redis.call('HGET', subscriber, 'status') ~= 'subscribed' or redis.call('SISMEMBER', suppressed, hash) == 1 then return 'skip' end
   return 'send'
 end
 `;
 
-/** KEYS: campaign, subscriber, suppression set. ARGV: the subscriber's email hash. */
+/** KEYS: campaign, subscriber, suppression set, the channel's done set. ARGV: the subscriber's email hash, id. */
 export const MAY_SEND = defineScript(
   'campaign_may_send',
   `${MAY_SEND_FN}
-return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1], KEYS[4], ARGV[2])
 `,
 );
 
@@ -198,7 +200,7 @@ return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
  * KEYS: campaign, counts, done set, failures hash, sent-ids hash; then, optionally,
  * the next recipient's subscriber hash and the suppression set.
  * ARGV: channel, recipient, outcome (sent|failed|skipped), reason, now, network id ('' = none);
- * then, with the optional keys, the next recipient's email hash.
+ * then, with the optional keys, the next recipient's email hash and id.
  * Returns {final status if this was the last outcome else '', next verdict or ''}.
  */
 export const MARK = defineScript(
@@ -214,7 +216,7 @@ if redis.call('SADD', KEYS[3], ARGV[2]) == 1 then
 end
 local finished = finish(ARGV[5])
 local verdict = ''
-if #KEYS >= 7 then verdict = may_send(KEYS[1], KEYS[6], KEYS[7], ARGV[7]) end
+if #KEYS >= 7 then verdict = may_send(KEYS[1], KEYS[6], KEYS[7], ARGV[7], KEYS[3], ARGV[8]) end
 return {finished, verdict}
 `,
 );
