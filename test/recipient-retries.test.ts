@@ -23,7 +23,7 @@ describe('per-recipient retries', () => {
     const sink = await startSmtpSink({ parse: false });
     cleanups.push(() => sink.close());
     sink.deferEvery(7, 451, 'Greylisted, please try again later');
-    const config = testConfig({ env: { SMTP_URL: sink.url }, yaml: 'batch_size: 100\nchannels:\n  email: { concurrency: 5, attempts: 4, backoff_ms: 100 }\n' });
+    const config = testConfig({ env: { SMTP_URL: sink.url }, yaml: 'batch_size: 100\nchannels:\n  email: { concurrency: 5, attempts: 8, backoff_ms: 100 }\n' });
     const crier = await startCrier(config);
     cleanups.push(() => crier.close());
     const emails = Array.from({ length: N }, (_, i) => `g${i}@example.org`);

@@ -64,7 +64,7 @@ export async function markOutcome(redis: Redis, prefix: string, c: Campaign, cha
   if (next) {
     const ak = audienceKeys(prefix);
     keys.push(ak.sub(next.id), ak.suppressed);
-    args.push(next.emailHash, next.optOut, next.legacyHash);
+    args.push(next.emailHash, next.optOut, next.legacyHash, next.id);
   }
   const [finished, verdict] = await runScript<[string, string]>(redis, MARK, keys, args);
   if (finished) await appendAudit(redis, prefix, { actor: 'worker', action: 'campaign.send', subject: c.id, detail: { status: finished } });
@@ -77,7 +77,7 @@ export async function markOutcome(redis: Redis, prefix: string, c: Campaign, cha
  * (or stops, when the network itself is unreachable), and the job comes back
  * after the backoff for what is left, without spending a try of the job's own.
  */
-export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverDeps, token?: string): Promise<void> {
+export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverDeps, token?: string, signal?: AbortSignal): Promise<void> {
   const { config, redis } = deps;
   const prefix = config.redis_prefix;
   const { campaignId, channel, batch } = job.data;
@@ -148,14 +148,17 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
     if (!special && id !== '-') {
       const r = details.get(id) ?? null;
       let verdict = 'skip';
-      if (r) verdict = ahead || (await runScript<string>(redis, MAY_SEND, [k.hash, ak.sub(id), ak.suppressed], [hashes(r.email).keyed, optOut, hashes(r.email).legacy]));
+      if (r) verdict = ahead || (await runScript<string>(redis, MAY_SEND, [k.hash, ak.sub(id), ak.suppressed, k.done(channel)], [hashes(r.email).keyed, optOut, hashes(r.email).legacy, id]));
       if (verdict === 'stop') return;
+      if (verdict === 'done') continue;
       if (verdict === 'skip' || !r) {
         await mark(i, 'skipped', 'unsubscribed');
         continue;
       }
       recipient = r;
     } else if ((i > 0 || waited) && (await redis.hget(k.hash, 'status')) !== 'sending') return;
+    // This worker lost the job (its lock lapsed while Redis was away): another run has it now.
+    if (signal?.aborted) throw new Error('delivery job taken over by another run: stopping this one');
     const delivery: Delivery = { campaignId, campaignTitle: c.title, kind: c.kind, channel, content, recipient, key: `${campaignId}:${channel}:${id}`, media };
     try {
       let networkId = '';

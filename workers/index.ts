@@ -103,9 +103,9 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
     };
     const w = new Worker<DeliverJobData>(
       name,
-      async (job: Job<DeliverJobData>, token?: string) => {
+      async (job: Job<DeliverJobData>, token?: string, signal?: AbortSignal) => {
         try {
-          await processDeliverJob(job, deps, token);
+          await processDeliverJob(job, deps, token, signal);
         } catch (err) {
           // The queue is paused until the reset; hand the job back without counting a try.
           if (err instanceof PausedForRateLimit) throw Worker.RateLimitError();
@@ -118,6 +118,9 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
     );
     w.on('error', onError(name));
     w.on('failed', onDeliverJobFailed(handle.redis, prefix, log));
+    // A lock that could not be renewed (Redis away longer than worker_lock_ms) means the job may be run
+    // again elsewhere once it is back: this run stops before its next send.
+    w.on('lockRenewalFailed', (ids) => ids.forEach((id) => w.cancelJob(id, 'lock lost')));
     workers.push(w);
   }
   log.info({ queues: wanted }, 'workers started');

@@ -25,6 +25,9 @@ import { deliverJobOptions, type CampaignJobData, type DeliverJobData } from '..
  * page of ids at a time, whatever the audience size.
  */
 
+/** Delivery jobs added per addBulk call while planning. */
+const BULK = 50;
+
 export interface PlanDeps {
   config: Config;
   redis: Redis;
@@ -67,10 +70,27 @@ async function planChannel(c: Campaign, channel: string, deps: PlanDeps): Promis
   const queue = deps.deliverQueue(channel);
   // An embargo binds the whole campaign: public channels wait for it (src/domain/embargo.ts).
   const startDelay = Math.max(0, channelStartsAt(c, channel).getTime() - deps.now().getTime());
+  // Batches are registered (first registration wins) and their jobs added in groups: one addBulk per group.
+  let pending: Array<{ batch: string; ids: string[]; delay: number }> = [];
+  let added = 0;
+  const flush = async () => {
+    const group = pending;
+    pending = [];
+    if (group.length === 0) return;
+    await Promise.all(group.map((b) => runScript(redis, ADD_BATCH, [k.hash, k.counts, k.batches], [channel, b.batch, b.ids.join(',')])));
+    await queue.addBulk(
+      group.map((b) => ({
+        name: 'deliver',
+        data: { campaignId: c.id, channel, batch: `${channel}:${b.batch}` } satisfies DeliverJobData,
+        opts: deliverJobOptions(settings, `${c.id}:${channel}:${b.batch}`, b.delay),
+      })),
+    );
+    added += group.length;
+  };
   const register = async (batch: string, ids: string[], delay = startDelay) => {
-    await runScript(redis, ADD_BATCH, [k.hash, k.counts, k.batches], [channel, batch, ids.join(',')]);
-    const data: DeliverJobData = { campaignId: c.id, channel, batch: `${channel}:${batch}` };
-    await queue.add('deliver', data, deliverJobOptions(settings, `${c.id}:${channel}:${batch}`, delay));
+    pending.push({ batch, ids, delay });
+    // The first batch goes at once, so sending starts while the rest is planned.
+    if (pending.length >= (added === 0 ? 1 : BULK)) await flush();
   };
   if (def?.audience) {
     const selector = def.audience(content);
@@ -90,6 +110,7 @@ async function planChannel(c: Campaign, channel: string, deps: PlanDeps): Promis
     const at = typeof content.embargo_until_iso === 'string' ? new Date(content.embargo_until_iso).getTime() : 0;
     await register('publish', ['publish'], Math.max(0, at - deps.now().getTime()));
   }
+  await flush();
   await runScript(redis, PLANNED, [k.hash, k.counts], [channel, deps.now().toISOString()]);
 }
 

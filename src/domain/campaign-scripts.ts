@@ -191,12 +191,14 @@ end
 
 /**
  * May this recipient be sent to now? Read just before each send: 'stop' (the
- * campaign is no longer sending), 'skip' (unsubscribed, forgotten or
+ * campaign is no longer sending), 'done' (it already has an outcome: another
+ * run of the same batch got there first), 'skip' (unsubscribed, forgotten or
  * suppressed) or 'send'.
  */
 const MAY_SEND_FN = `
-local function may_send(campaign, subscriber, suppressed, hash, optout, legacy)
+local function may_send(campaign, subscriber, suppressed, hash, optout, legacy, done, id)
   if redis.call('HGET', campaign, 'status') ~= 'sending' then return 'stop' end
+  if redis.call('SISMEMBER', done, id) == 1 then return 'done' end
   if redis.call('HGET', subscriber, 'status') ~= 'subscribed' or redis.call('SISMEMBER', suppressed, hash) == 1 then return 'skip' end
   if legacy and legacy ~= '' and redis.call('SISMEMBER', suppressed, legacy) == 1 then return 'skip' end
   if optout and optout ~= '' and redis.call('HEXISTS', subscriber, optout) == 1 then return 'skip' end
@@ -205,14 +207,14 @@ end
 `;
 
 /**
- * KEYS: campaign, subscriber, suppression set. ARGV: the subscriber's suppression hash, and
- * optionally the field recording an unsubscribe from the channel's list (unsub:<list>) and
- * the unkeyed hash older versions wrote.
+ * KEYS: campaign, subscriber, suppression set, the channel's done set. ARGV: the subscriber's
+ * suppression hash, the field recording an unsubscribe from the channel's list (unsub:<list>,
+ * or ''), the unkeyed hash older versions wrote, and the recipient's id.
  */
 export const MAY_SEND = defineScript(
   'campaign_may_send',
   `${MAY_SEND_FN}
-return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
+return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], KEYS[4], ARGV[4])
 `,
 );
 
@@ -222,7 +224,7 @@ return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
  * KEYS: campaign, counts, done set, failures hash, sent-ids hash; then, optionally,
  * the next recipient's subscriber hash and the suppression set.
  * ARGV: channel, recipient, outcome (sent|failed|skipped), reason, now, network id ('' = none);
- * then, with the optional keys, the next recipient's suppression hash, list opt-out field and unkeyed hash.
+ * then, with the optional keys, the next recipient's suppression hash, list opt-out field, unkeyed hash and id.
  * Returns {final status if this was the last outcome else '', next verdict or ''}.
  */
 export const MARK = defineScript(
@@ -238,7 +240,7 @@ if redis.call('SADD', KEYS[3], ARGV[2]) == 1 then
 end
 local finished = finish(ARGV[5])
 local verdict = ''
-if #KEYS >= 7 then verdict = may_send(KEYS[1], KEYS[6], KEYS[7], ARGV[7], ARGV[8], ARGV[9]) end
+if #KEYS >= 7 then verdict = may_send(KEYS[1], KEYS[6], KEYS[7], ARGV[7], ARGV[8], ARGV[9], KEYS[3], ARGV[10]) end
 return {finished, verdict}
 `,
 );
