@@ -41,6 +41,6 @@ export function emailOrgFooter(org: Organisation | undefined): string {
 /** The organisation's part of a plain-text footer. */
 export function textOrgFooter(org: Organisation | undefined): string {
   if (!org) return '';
-  return [org.name, org.address.join(', '), org.website].filter(Boolean).join('\n') + '\n';
+  return [org.name, org.address.join(', '), org.website].filter(Boolean).join('\n') + '\n\n';
 }
 

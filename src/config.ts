@@ -40,6 +40,8 @@ const fileSchema = z
     batch_size: z.number().int().min(1).max(5000).default(100),
     /** How long a worker's hold on a job lasts without renewal: a dead worker's jobs go back to the queue after about this long. */
     worker_lock_ms: z.number().int().min(500).max(600_000).default(30_000),
+    /** How often `crier start`/`worker` look for sending campaigns whose jobs were lost or failed for good. */
+    reconcile_ms: z.number().int().min(1000).max(3_600_000).default(60_000),
     channels: z.record(z.string(), channelSettings).default({}),
     approval: z
       .object({
@@ -117,8 +119,10 @@ const fileSchema = z
 const envSchema = z.object({
   REDIS_URL: z.string().url().optional(),
   SMTP_URL: z.string().url().optional(),
-  MAIL_FROM: z.string().default('Crier <crier@localhost>'),
-  PUBLIC_URL: z.string().url().default('http://localhost:8080'),
+  /** Default: the organisation's name (else "Crier") at crier@localhost; set it for real sending. */
+  MAIL_FROM: z.string().optional(),
+  /** Default: http://localhost:<PORT>, so links in emails and pages follow a changed PORT. */
+  PUBLIC_URL: z.string().url().optional(),
   CRIER_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   CRIER_CONFIG: z.string().optional(),
   CRIER_DATA_DIR: z.string().default('./data'),
@@ -274,8 +278,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     outboxDir: path.join(dataDir, 'outbox'),
     redisUrl: e.REDIS_URL,
     smtpUrl: e.SMTP_URL,
-    mailFrom: e.MAIL_FROM,
-    publicUrl: e.PUBLIC_URL.replace(/\/+$/, ''),
+    mailFrom: e.MAIL_FROM ?? `"${(org?.name ?? 'Crier').replace(/["\\\r\n]/g, '')}" <crier@localhost>`,
+    publicUrl: (e.PUBLIC_URL ?? `http://localhost:${e.PORT || 8080}`).replace(/\/+$/, ''),
     secret: e.CRIER_SECRET ?? '',
     user: e.CRIER_USER ?? env.USER ?? 'crier',
     port: e.PORT,

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { DateTime } from 'luxon';
@@ -55,9 +55,12 @@ export function parseMonth(text: string): string {
   return text.trim();
 }
 
+/** newsletter.template, relative to the configuration file's folder, else to the working directory (the repository's layout). */
 export function templatePath(config: Config): string {
-  const base = config.configFile ? path.dirname(config.configFile) : process.cwd();
-  return path.resolve(base, config.newsletter.template);
+  const beside = path.resolve(config.configFile ? path.dirname(config.configFile) : process.cwd(), config.newsletter.template);
+  if (existsSync(beside)) return beside;
+  const here = path.resolve(config.newsletter.template);
+  return existsSync(here) ? here : beside;
 }
 
 const PLACEHOLDER = /\{\{\s*([a-z_]+)\s*\}\}/g;

@@ -3,6 +3,7 @@ import type { ChannelSettings, Config } from './config.js';
 import { UserError } from './errors.js';
 import type { Logger } from './log.js';
 import type { RedisHandle } from './redis/connection.js';
+import { reconcileSending } from './reconcile.js';
 import { appendAudit, type AuditDetail } from './domain/audit.js';
 import type { CampaignDraft } from './domain/campaign-file.js';
 import { holdingWindows, windowKey } from './domain/purdah.js';
@@ -30,8 +31,12 @@ function refuseApprovalFor(c: Campaign): void {
     held: 'it is held by the pre-election period and not marked essential: true; reschedule it after the period instead',
     cancelled: 'it is cancelled',
     draft: 'it is a draft',
+    sending: 'it is being sent',
+    sent: 'it has been sent',
+    partially_failed: 'it has been sent (some deliveries failed: `crier campaign failures ID`)',
+    failed: 'it has been sent and failed (`crier campaign failures ID`)',
   };
-  throw new UserError(`campaign ${c.id} cannot be approved: ${why[c.status] ?? `it is ${c.status.replace('_', ' ')}`}`, 'CRIER_ERR_STATE');
+  throw new UserError(`campaign ${c.id} cannot be approved: ${(why[c.status] ?? `it is ${c.status}`).replace('ID', c.id)}`, 'CRIER_ERR_STATE');
 }
 export const deliverQueueName = (channel: string): string => `deliver-${channel}`;
 export const planJobId = (id: string, version: number): string => `${id}:plan:v${version}`;
@@ -184,7 +189,7 @@ export class Scheduler {
   async retry(id: string, actor: string): Promise<{ deliveries: number; channels: string[] }> {
     const prefix = this.config.redis_prefix;
     const c = await getCampaign(this.redis, prefix, id);
-    const { deliveries, retry, channels } = await retryFailed(this.redis, prefix, c, this.now());
+    const { deliveries, retry, channels, replan } = await retryFailed(this.redis, prefix, c, this.now());
     await this.audit(actor, 'campaign.retry', id, { was: c.status, deliveries });
     const k = campaignKeys(prefix, id);
     let cursor = '0';
@@ -203,8 +208,13 @@ export class Scheduler {
         jobs.push({ name: 'deliver', data, opts });
         byChannel.set(channel, jobs);
       }
-      for (const [channel, jobs] of byChannel) await this.queue(deliverQueueName(channel)).addBulk(jobs);
+      for (const [channel, jobs] of byChannel) {
+        await this.queue(deliverQueueName(channel)).addBulk(jobs);
+        // The batch's current job, for reconcile() to look at.
+        await this.redis.hset(k.jobs, Object.fromEntries(jobs.map((j) => [j.data.batch, j.opts.jobId!])));
+      }
     } while (cursor !== '0');
+    if (replan) await this.replan(c);
     return { deliveries, channels };
   }
 
@@ -230,13 +240,38 @@ export class Scheduler {
     }
   }
 
+  /** Runs the campaign's plan job again now (planning is idempotent): a failed one is retried, a lost one re-added. */
+  private async replan(c: Campaign): Promise<void> {
+    const job = await this.queue(CAMPAIGN_QUEUE).getJob(planJobId(c.id, c.version));
+    if (job && (await job.isFailed())) await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    else if (!job) await this.enqueue(c.id, c.version, this.now());
+  }
+
   /**
    * After a crash between a state change and its job (or a lost Redis write),
-   * every scheduled campaign gets its job back. Idempotent.
+   * every scheduled campaign gets its job back, and every sending campaign's
+   * lost or failed jobs are put right (reconcileSending). Idempotent; run at
+   * start and periodically.
    */
   async reconcile(): Promise<number> {
     let added = 0;
-    for (const c of await listCampaigns(this.redis, this.config.redis_prefix, 10_000)) {
+    const campaigns = await listCampaigns(this.redis, this.config.redis_prefix, 10_000);
+    await reconcileSending(
+      {
+        config: this.config,
+        redis: this.redis,
+        log: this.log,
+        queue: (name) => this.queue(name),
+        deliverQueueName,
+        campaignQueue: CAMPAIGN_QUEUE,
+        planJobId,
+        replan: (c) => this.replan(c),
+        deliverJobOptions: (channel, jobId) => deliverJobOptions(this.config.channelSettings(channel), jobId),
+        now: this.now,
+      },
+      campaigns,
+    );
+    for (const c of campaigns) {
       if (c.status !== 'scheduled') continue;
       const job = await this.queue(CAMPAIGN_QUEUE).getJob(planJobId(c.id, c.version));
       if (!job) {

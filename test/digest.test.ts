@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publishRelease } from '../channels/press/store.js';
 import type { Config } from '../src/config.js';
 import { saveNewCampaign } from '../src/domain/campaigns.js';
@@ -12,7 +11,8 @@ import { composeDigest, sendDigest, type DigestDeps } from '../src/digest/send.j
 import { catalogueFor } from '../src/metrics-config.js';
 import { connectRedis, type RedisHandle } from '../src/redis/connection.js';
 import { testConfig, silentLogger } from './helpers/context.js';
-import { CLI_JS } from './helpers/dist.js';
+import { runCli } from './helpers/cli-run.js';
+import { seedMention } from './helpers/digest-demo.js';
 import { startSmtpSink, type SmtpSink } from './helpers/smtp-sink.js';
 
 /**
@@ -66,7 +66,11 @@ async function seed(): Promise<void> {
   const c = await saveNewCampaign(handle.redis, config.redis_prefix, { title: 'November newsletter', kind: 'newsletter', sendAt: new Date('2026-11-24T09:00:00Z'), timezone: ZONE, essential: false, channels: { email: { list: 'newsletter', subject: 's', body: 'b' } } }, 'sent', 'alice', new Date('2026-11-20T09:00:00Z'));
   await handle.redis.hset(`${config.redis_prefix}:campaign:${c.id}:counts`, { 'email:total': '1250', 'email:sent': '1247', 'email:failed': '3', 'email:planned': '1' });
   await publishRelease(handle.redis, config.redis_prefix, { campaignId: 'cpress1', slug: '2026-11-25-rural-crime-team', headline: 'New rural crime team', bodyHtml: '<p>x</p>', bodyText: 'x', publishedAt: new Date('2026-11-25T10:00:00Z') });
-  await store.record({ measure: 'media.mentions', subject: 'press:2026-11-25-rural-crime-team', dimensions: { tone: 'positive' }, period: '2026-W48', value: 4, source: 'media', collectedAt: collected });
+  for (const [i, tone] of ['positive', 'positive', 'neutral', 'negative'].entries()) {
+    await seedMention(handle.redis, config.redis_prefix, { id: `m${i}`, title: `Rural crime story ${i}`, link: `https://news.example.org/${i}`, tone, release: '2026-11-25-rural-crime-team', published: new Date(`2026-11-2${6 + i}T12:00:00Z`), collected });
+  }
+  // Linked to another release, and one before the week: neither counts here.
+  await seedMention(handle.redis, config.redis_prefix, { id: 'other', title: 'Other', link: 'https://news.example.org/o', tone: 'neutral', release: '2026-11-01-other', published: new Date('2026-11-26T12:00:00Z'), collected });
 }
 
 beforeAll(async () => {
@@ -120,7 +124,7 @@ describe('digest numbers', () => {
     expect(events.period.key).toBe('2026-11');
     expect([events.current?.value, events.last?.value]).toEqual([12, 9]);
     expect(d.campaigns.map((c) => [c.title, c.channels.email?.sent, c.channels.email?.failed])).toEqual([['November newsletter', 1247, 3]]);
-    expect(d.releases.map((r) => [r.headline, r.coverage?.value])).toEqual([['New rural crime team', 4]]);
+    expect(d.releases.map((r) => [r.headline, r.mentions.length])).toEqual([['New rural crime team', 4]]);
   });
 
   it('week boundaries are Europe/London midnights, including the weeks the clocks change', async () => {
@@ -159,12 +163,14 @@ describe('the digest email', () => {
       expect(part).toContain('November newsletter');
       expect(part).toContain('1,247 sent, 3 failed');
       expect(part).toContain('New rural crime team');
-      expect(part).toContain('4 media mentions');
+      expect(part).toContain('4 media mentions (2 positive, 1 neutral, 1 negative)');
+      expect(part).toContain('Rural crime story 3');
     }
     expect(r.text).toContain('- Website bounce rate: no data (none in the last 8 periods)');
     expect(r.html).toMatch(/<i>no data<\/i> in the last 8 periods: [^<]*Website bounce rate/);
     expect(r.text).toContain('- Website visitors: 2,100 (last week: no data)');
     expect(r.text).toContain('trend, oldest first: 3,000, 3,100, 3,200, 3,300, no data, 3,500, 3,600, 3,900');
+    expect(r.html).toContain('<b>Website visits</b>: 3,000 · 3,100 · 3,200 · 3,300 · no data · 3,500 · 3,600 · 3,900');
     expect(r.html).not.toContain('<svg');
     const cids = [...r.html.matchAll(/src="cid:([^"]+)"/g)].map((m) => m[1]);
     expect(cids.length).toBeGreaterThan(3);
@@ -205,17 +211,55 @@ describe('the digest email', () => {
   });
 });
 
+describe('the weekly job', () => {
+  it('Monday 08:00 Europe/London on a BullMQ job scheduler; a run mails last week once', async () => {
+    const { DIGEST_QUEUE, DIGEST_SCHEDULER_ID, digestJob, registerSchedules } = await import('../workers/schedules.js');
+    const { Queue, Worker } = await import('bullmq');
+    const { nextOccurrence } = await import('../src/domain/recurrence.js');
+    const queue = new Queue(DIGEST_QUEUE, { connection: handle.options, prefix: config.redis_prefix });
+    try {
+      await registerSchedules(config, [DIGEST_QUEUE], () => queue);
+      const s = await queue.getJobScheduler(DIGEST_SCHEDULER_ID);
+      expect([s?.pattern, s?.tz]).toEqual(['0 8 * * 1', ZONE]);
+      // 08:00 BST before the clocks go back, 08:00 GMT after.
+      expect(nextOccurrence('0 8 * * 1', ZONE, new Date('2026-10-13T00:00:00Z'))?.toISOString()).toBe('2026-10-19T07:00:00.000Z');
+      expect(nextOccurrence('0 8 * * 1', ZONE, new Date('2026-10-20T00:00:00Z'))?.toISOString()).toBe('2026-10-26T08:00:00.000Z');
+      await queue.removeJobScheduler(DIGEST_SCHEDULER_ID);
+
+      const jobDeps = { ...deps, now: () => new Date('2026-11-09T08:00:00Z') }; // reports W45
+      const worker = new Worker(DIGEST_QUEUE, (job) => digestJob(job, jobDeps), { connection: handle.options, prefix: config.redis_prefix });
+      try {
+        const before = sink.count;
+        const results: unknown[] = [];
+        for (let i = 0; i < 2; i++) {
+          const job = await queue.add('digest', {});
+          const deadline = Date.now() + 15_000;
+          for (;;) {
+            const j = await queue.getJob(job.id!);
+            if (j && (await j.isCompleted())) {
+              results.push(j.returnvalue);
+              break;
+            }
+            if (Date.now() > deadline) throw new Error('digest job did not complete');
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        }
+        expect(results).toEqual([
+          { week: '2026-W45', sent: 2, skipped: 0, failed: 0 },
+          { week: '2026-W45', sent: 0, skipped: 2, failed: 0 },
+        ]);
+        expect(sink.count).toBe(before + 2);
+      } finally {
+        await worker.close();
+      }
+    } finally {
+      await queue.close();
+    }
+  });
+});
+
 describe('crier digest', () => {
-  const run = (args: string[]) =>
-    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      const env = { PATH: process.env.PATH, REDIS_URL: inject('redisUrl'), CRIER_CONFIG: config.configFile, CRIER_DATA_DIR: config.dataDir, SMTP_URL: sink.url, LOG_LEVEL: 'warn' };
-      const p = spawn(process.execPath, [CLI_JS, 'digest', ...args], { env });
-      let out = '';
-      let err = '';
-      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      p.on('close', (code) => resolve({ code, out, err }));
-    });
+  const run = (args: string[]) => runCli(config, ['digest', ...args], { SMTP_URL: sink.url });
 
   it('--preview writes the HTML (pictures inline) and the text; --send twice reaches each recipient once', async () => {
     const file = path.join(config.dataDir, 'digest.html');

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig, type Config } from '../src/config.js';
+import { composeEmail } from '../channels/email/message.js';
 import { neutraliseFormula } from '../src/domain/campaign-report.js';
 import { importSubscribers, subscriberId } from '../src/domain/audience.js';
 import { testConfig } from './helpers/context.js';
@@ -163,6 +164,24 @@ describe('campaign show', () => {
     }
   });
 
+  it('a press release: the publication is reported on its own, not counted as a message', async () => {
+    await importList('media', ['desk@example-news.org,Desk,,', 'editor@example-radio.org,Editor,,']);
+    const yaml = `title: Release\nkind: press\nsend_at: ${londonIn(300)}\nchannels:\n  press:\n    list: media\n    headline: "Show me"\n    body: "Body"\n    embargo_until: ${londonIn(3000)}\n`;
+    const c = await local.create(yaml);
+    for (const deadline = Date.now() + 15_000; (await local.show(c.id)).counts.press!.sent < 2; await new Promise((r) => setTimeout(r, 50))) {
+      if (Date.now() > deadline) throw new Error('the release was never emailed');
+    }
+    const before = await crier(['campaign', 'show', c.id]);
+    if (!before.stdout.includes('published')) {
+      expect(before.stdout).toMatch(/press\s+sent 2, failed 0, pending 0 {2}\(publishes to the press room at \d{4}-\d{2}-\d{2} \d{2}:\d{2}/);
+    }
+    expect((await local.waitForStatus(c.id, ['sent', 'failed', 'partially_failed'])).status).toBe('sent');
+    const [after, json] = await Promise.all([crier(['campaign', 'show', c.id]), crier(['campaign', 'show', c.id, '--json'])]);
+    expect(after.stdout).toMatch(/press\s+sent 2, failed 0, pending 0 {2}\(published \d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})? at \/press\/\d{4}-\d{2}-\d{2}-show-me\)/);
+    const v = JSON.parse(json.stdout) as { channels: { press: { sent: number; publication: { published: boolean; path: string } } } };
+    expect(v.channels.press).toMatchObject({ sent: 2, pending: 0, publication: { published: true, failed: false, path: expect.stringMatching(/^\/press\/.*-show-me$/) } });
+  });
+
   it('neutraliseFormula: = + - @ tab and CR get an apostrophe; anything else is left alone', () => {
     expect(['=1+1', '+44 1926', '-2', '@SUM(A1)', '\tx', '\rx', 'ann', '', ' =x'].map(neutraliseFormula)).toEqual([
       "'=1+1",
@@ -230,10 +249,14 @@ describe('audit log', () => {
 });
 
 describe('the HTTP server and the logs', () => {
-  it('HOST defaults to 127.0.0.1; HOST=0.0.0.0 is honoured; docker-compose sets it', () => {
+  it('HOST defaults to 127.0.0.1; HOST=0.0.0.0 is honoured; docker-compose sets it; PUBLIC_URL follows PORT', () => {
     expect(loadConfig({ CRIER_DATA_DIR: os.tmpdir() }, os.tmpdir()).host).toBe('127.0.0.1');
     expect(loadConfig({ CRIER_DATA_DIR: os.tmpdir(), HOST: '0.0.0.0' }, os.tmpdir()).host).toBe('0.0.0.0');
     expect(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')).toMatch(/^\s+HOST: 0\.0\.0\.0\b/m);
+    // Links in emails and pages follow a changed PORT unless PUBLIC_URL is set.
+    expect(loadConfig({ CRIER_DATA_DIR: os.tmpdir() }, os.tmpdir()).publicUrl).toBe('http://localhost:8080');
+    expect(loadConfig({ CRIER_DATA_DIR: os.tmpdir(), PORT: '18080' }, os.tmpdir()).publicUrl).toBe('http://localhost:18080');
+    expect(loadConfig({ CRIER_DATA_DIR: os.tmpdir(), PORT: '18080', PUBLIC_URL: 'https://crier.example.org/' }, os.tmpdir()).publicUrl).toBe('https://crier.example.org');
   });
 
   it('crier start listens on 127.0.0.1 without HOST, and no log line repeats a key', async () => {
@@ -247,7 +270,8 @@ describe('the HTTP server and the logs', () => {
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise((r) => child.on('exit', r));
     try {
-      for (const deadline = Date.now() + 30_000; !out.includes('Stop with Ctrl-C'); await new Promise((r) => setTimeout(r, 25))) {
+      // The summary (stdout) and the JSON log line (stderr) may arrive in either order.
+      for (const deadline = Date.now() + 30_000; !(out.includes('Stop with Ctrl-C') && out.includes('"crier is running"')); await new Promise((r) => setTimeout(r, 25))) {
         if (Date.now() > deadline || child.exitCode !== null) throw new Error(`crier start did not come up: ${out}`);
       }
       const running = out.split('\n').find((l) => l.includes('"crier is running"'))!;
@@ -355,5 +379,25 @@ describe('the organisation config key', () => {
     const copy = path.join(mkdtempSync(path.join(os.tmpdir(), 'crier-copy-')), 'crier.config.yaml');
     writeFileSync(copy, readFileSync(example));
     expect(loadConfig({ CRIER_CONFIG: copy, CRIER_DATA_DIR: os.tmpdir() }, ROOT).org?.logoFile).toBe(path.join(ROOT, 'config/examples/logo.png'));
+  });
+});
+
+describe('every email carries the organisation', () => {
+  it('composeEmail: masthead with the name and what the message is, footer with name and address, in both parts', () => {
+    const cfg = testConfig({ yaml: 'organisation: { name: "Office of the PCC", address: "1 Example Street, Warwick" }\n' });
+    const mail = composeEmail(cfg, {
+      subject: 'Burglaries near Clifton Road',
+      markdown: 'Lock doors.',
+      list: 'community',
+      campaignId: 'c1',
+      key: 'c1:community:x',
+      recipient: { id: 'x', email: 'ann@example.org', name: 'Ann', area: 'Rugby', topics: [] },
+      now: new Date(),
+      label: 'Community alert',
+    });
+    expect(String(mail.html)).toMatch(/>Office of the PCC<\/div><div[^>]*>Community alert<\/div>/);
+    expect(String(mail.html)).toContain('<strong style="color:#333333;">Office of the PCC</strong><br>1 Example Street, Warwick');
+    expect(String(mail.text)).toContain('--\nOffice of the PCC\n1 Example Street, Warwick\n\nYou are receiving this');
+    expect(mail.from).toBe('"Office of the PCC" <crier@localhost>');
   });
 });

@@ -104,14 +104,16 @@ describe('two machines sharing only REDIS_URL', () => {
     writeFileSync(path.join(a.dir, 'news.csv'), 'email,name,area,topics\nreader@example.org,Reader,,\n');
     expect(cli(a, ['subscribers', 'import', 'news.csv', '--list', 'news']).out).toMatch(/imported 1/);
     writeFileSync(path.join(a.dir, 'pic.png'), PNG);
+    // send_at is set just before each create, far enough ahead for a slow CLI start.
+    const at = () => londonIn(10_000);
     writeFileSync(
       path.join(a.dir, 'social.yaml'),
-      `title: Poster\nkind: social\nsend_at: ${londonIn(2000)}\nchannels:\n  twitter: { text: "New poster", images: [{ file: pic.png, alt: "Poster: safer streets week" }] }\n`,
+      `title: Poster\nkind: social\nsend_at: ${at()}\nchannels:\n  twitter: { text: "New poster", images: [{ file: pic.png, alt: "Poster: safer streets week" }] }\n`,
     );
-    writeFileSync(path.join(a.dir, 'news.yaml'), `title: News\nkind: newsletter\nsend_at: ${londonIn(2000)}\nchannels:\n  email: { list: news, subject: "News", body: "Hello." }\n`);
     const created = cli(a, ['campaign', 'create', 'social.yaml']);
     expect(created.code, created.err).toBe(0);
     const socialId = created.out.trim().split('\n').at(-1)!;
+    writeFileSync(path.join(a.dir, 'news.yaml'), `title: News\nkind: newsletter\nsend_at: ${at()}\nchannels:\n  email: { list: news, subject: "News", body: "Hello." }\n`);
     const news = cli(a, ['campaign', 'create', 'news.yaml']);
     expect(news.code, news.err).toBe(0);
     const newsId = news.out.trim().split('\n').at(-1)!;

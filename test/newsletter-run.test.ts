@@ -1,16 +1,15 @@
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publishRelease } from '../channels/press/store.js';
 import type { Config } from '../src/config.js';
 import { findCampaign } from '../src/domain/campaigns.js';
 import { UserError } from '../src/errors.js';
-import { monthOf, NEWSLETTER_QUEUE, runNewsletter, type NewsletterDeps } from '../src/newsletter.js';
+import { monthOf, NEWSLETTER_QUEUE, runNewsletter, templatePath as templatePathOf, type NewsletterDeps } from '../src/newsletter.js';
 import { newsletterJob } from '../workers/schedules.js';
 import { testConfig, silentLogger } from './helpers/context.js';
 import { startCrier, type TestCrier } from './helpers/crier.js';
-import { CLI_JS } from './helpers/dist.js';
+import { runCli } from './helpers/cli-run.js';
 import { rssWith, startFeedServer, type FeedServer } from './helpers/feed-server.js';
 
 /**
@@ -184,20 +183,48 @@ describe('newsletter run', () => {
   });
 });
 
+describe('configuration and schedule', () => {
+  it('config/crier.example.yaml loads; defaults are the first Tuesday 09:00 and Monday 08:00; a bad cron names its key', async () => {
+    const { loadConfig } = await import('../src/config.js');
+    const dir = path.dirname(testConfig().configFile!);
+    const example = loadConfig({ CRIER_CONFIG: path.resolve('config/crier.example.yaml'), CRIER_DATA_DIR: dir }, dir);
+    expect([example.newsletter.cron, example.digest.cron, example.newsletter.approval]).toEqual(['0 9 * * 2#1', '0 8 * * 1', true]);
+    expect(templatePathOf(example)).toBe(path.resolve('config/templates/newsletter.md'));
+    const file = path.join(dir, 'bad-cron.yaml');
+    writeFileSync(file, 'newsletter:\n  cron: "0 9 1-7 * 2"\n');
+    let err: unknown;
+    try {
+      loadConfig({ CRIER_CONFIG: file, CRIER_DATA_DIR: dir }, dir);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).where).toMatchObject({ file, field: 'newsletter.cron' });
+    expect((err as UserError).message).toContain('2#1');
+  });
+
+  it('with a feed configured, the worker registers the monthly job scheduler; without, it removes it', async () => {
+    const { registerSchedules } = await import('../workers/schedules.js');
+    const { crier, deps } = await crierWith('guardian.rss');
+    try {
+      const queue = crier.scheduler.queue(NEWSLETTER_QUEUE);
+      await registerSchedules(deps.config, [NEWSLETTER_QUEUE], () => queue);
+      const s = await queue.getJobScheduler('newsletter-monthly');
+      expect([s?.pattern, s?.tz]).toEqual(['0 9 * * 2#1', 'Europe/London']);
+      const off = { ...deps.config, newsletter: { ...deps.config.newsletter, enabled: false } };
+      await registerSchedules(off, [NEWSLETTER_QUEUE], () => queue);
+      expect(await queue.getJobScheduler('newsletter-monthly')).toBeUndefined();
+    } finally {
+      await crier.close();
+    }
+  });
+});
+
 describe('crier newsletter run', () => {
   it('drafts from a live feed and prints the campaign id last', async () => {
     feeds.set('/fresh.rss', rssWith([{ title: 'Rural crime week of action', link: 'https://www.example.org/news/rural', ageMs: 3_600_000 }]));
     const config = testConfig({ yaml: `newsletter:\n  feed_url: ${feeds.base}/fresh.rss\n  template: ${path.resolve('config/templates/newsletter.md')}\n` });
-    const env = { PATH: process.env.PATH, REDIS_URL: inject('redisUrl'), CRIER_CONFIG: config.configFile, CRIER_DATA_DIR: config.dataDir, CRIER_USER: 'alice', LOG_LEVEL: 'warn' };
-    const run = (args: string[]) =>
-      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        const p = spawn(process.execPath, [CLI_JS, ...args], { env });
-        let out = '';
-        let err = '';
-        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-        p.on('close', (code) => resolve({ code, out, err }));
-      });
+    const run = (args: string[]) => runCli(config, args);
     const r = await run(['newsletter', 'run']);
     expect(r.code, r.err).toBe(0);
     const id = r.out.trim().split('\n').at(-1)!;

@@ -201,7 +201,7 @@ describe.skipIf(!executable)('press room, pages and emails carry the organisatio
     const { context, page } = await newPage();
     const seen = new Set<string>();
     const external = new Set<string>();
-    const queue = [`${base}/`, `${base}/press`, `${base}/press/no-such-release`, `${base}/press.rss`, `${base}/press.atom`];
+    const queue = [`${base}/`, `${base}/press`, `${base}/press/`, `${base}/press/no-such-release`, `${base}/press.rss`, `${base}/press.atom`];
     const header = newsletterMail!.parsed!.headerLines.find((h) => h.key === 'list-unsubscribe')?.line ?? '';
     const unsubscribe = /<(http[^>]+\/u\/[^>]+)>/.exec(header)?.[1];
     expect(unsubscribe).toBeTruthy();
@@ -245,6 +245,8 @@ describe.skipIf(!executable)('press room, pages and emails carry the organisatio
 
   it('the newsletter email carries the masthead (logo, name) and a footer with the address and website, in both parts', async () => {
     const mail = newsletterMail!.parsed!;
+    // Without MAIL_FROM, the sender's name is the organisation's, not "Crier".
+    expect(mail.from?.value[0]?.name).toBe(ORG);
     const html = String(mail.html);
     expect(html).toContain(`>${ORG}</div>`);
     expect(html).toContain(`${r().baseUrl}/organisation/logo`);

@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCampaign, type CampaignDraft } from '../src/domain/campaign-file.js';
 import { findCampaign, listCampaigns } from '../src/domain/campaigns.js';
 import { checkCron, nextOccurrence } from '../src/domain/recurrence.js';
@@ -10,7 +9,7 @@ import { UserError } from '../src/errors.js';
 import { cancelSeries, createSeries, RECURRING_QUEUE, runSeries, seriesOccurrences, type RecurringDeps } from '../src/recurring.js';
 import { testConfig, silentLogger } from './helpers/context.js';
 import { startCrier, type TestCrier } from './helpers/crier.js';
-import { CLI_JS } from './helpers/dist.js';
+import { runCli } from './helpers/cli-run.js';
 
 /**
  * Recurring campaigns: cron occurrences in Europe/London become dated
@@ -49,6 +48,8 @@ describe('campaign file: repeat', () => {
     expect(either.message).toContain('2#1');
     const until = refuse(weekly('{ cron: "0 9 * * 1", until: "2026-01-01 00:00" }'));
     expect(until.where.field).toBe('repeat.until');
+    const embargo = refuse('title: T\nkind: press\nrepeat: { cron: "0 9 * * 1" }\nchannels:\n  press: { headline: H, body: B, embargo_until: "2027-01-04 09:00" }\n');
+    expect(embargo.where.field).toBe('channels.press.embargo_until');
     const noSendAt = refuse('title: T\nkind: social\nchannels:\n  mastodon: { text: hi }\n');
     expect(noSendAt.where.field).toBe('send_at');
   });
@@ -193,16 +194,7 @@ describe('series on a real job scheduler', () => {
 describe('crier campaign create | list | cancel --series', () => {
   it('prints the series id last, lists it, cancels it', async () => {
     const config = testConfig();
-    const env = { PATH: process.env.PATH, REDIS_URL: inject('redisUrl'), CRIER_CONFIG: config.configFile, CRIER_DATA_DIR: config.dataDir, CRIER_USER: 'alice', LOG_LEVEL: 'warn' };
-    const run = (args: string[]) =>
-      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-        const p = spawn(process.execPath, [CLI_JS, ...args], { env });
-        let out = '';
-        let err = '';
-        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-        p.on('close', (code) => resolve({ code, out, err }));
-      });
+    const run = (args: string[]) => runCli(config, args);
     const file = path.join(config.dataDir, 'weekly.yaml');
     writeFileSync(file, weekly('{ cron: "0 9 * * 1" }'));
     const created = await run(['campaign', 'create', file]);
@@ -213,6 +205,8 @@ describe('crier campaign create | list | cancel --series', () => {
     const list = await run(['campaign', 'list']);
     expect(list.out).toContain(`${id}  "0 9 * * 1"`);
     expect(list.out).toMatch(/scheduled .* Weekly safety update \(\d{4}-\d{2}-\d{2}\)/);
+    const show = await run(['campaign', 'show', id]);
+    expect(show.out).toContain('repeat:  "0 9 * * 1" (Europe/London)');
     const one = await run(['campaign', 'cancel', 'cnope', '--series']);
     expect(one.code).toBe(1);
     const stop = await run(['campaign', 'cancel', id, '--series']);

@@ -4,9 +4,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { getSubscriber, importSubscribers, isSuppressed, listOptOutField, subscriberId } from '../src/domain/audience.js';
 import { readAudit } from '../src/domain/audit.js';
 import { signUnsubscribeToken } from '../src/domain/unsubscribe-token.js';
+import { deriveKey } from '../src/keys.js';
 import { audienceBatches } from '../workers/plan.js';
-import { testConfig } from './helpers/context.js';
-import { startCrier, type TestCrier } from './helpers/crier.js';
+import { silentLogger, testConfig } from './helpers/context.js';
+import { londonIn, startCrier, type TestCrier } from './helpers/crier.js';
+import { startWorkers } from '../workers/index.js';
 
 /**
  * One-click unsubscribe over HTTP (RFC 8058): urlencoded, multipart/form-data
@@ -89,7 +91,42 @@ describe('one-click unsubscribe', () => {
       expect(res.status).toBe(200);
       expect(await res.text()).toMatch(/unsubscribed from every list/);
       expect((await getSubscriber(redis, prefix, subscriberId(email)))?.status).toBe('unsubscribed');
-      expect(await isSuppressed(redis, prefix, email)).toBe(true);
+      expect(await isSuppressed(redis, prefix, email, deriveKey(c.config.secret, 'suppression'))).toBe(true);
+    }
+  });
+});
+
+describe('unsubscribing from a list while a campaign to it is planned', () => {
+  it('the planned delivery is skipped at send time; the same person still gets another list\'s campaign', async () => {
+    // Plan only (no delivery workers yet), so the campaigns are fanned out before the unsubscribe.
+    crier = await startCrier(testConfig(), { server: true, queues: ['campaigns'] });
+    const c = crier;
+    for (const list of ['news', 'community']) {
+      const csv = path.join(c.config.dataDir, `${list}.csv`);
+      writeFileSync(csv, `email,name,area,topics\nann@example.org,Ann,Rugby,\nbob@example.org,Bob,Rugby,\n`);
+      await importSubscribers(c.handle.redis, c.config.redis_prefix, csv, list, { rejectsDir: c.config.dataDir });
+    }
+    const yaml = (list: string) => `title: To ${list}\nkind: newsletter\nsend_at: ${londonIn(500)}\nchannels:\n  email: { list: ${list}, subject: "Hi", body: "Hello." }\n`;
+    const news = await c.create(yaml('news'));
+    const community = await c.create(yaml('community'));
+    for (const id of [news.id, community.id]) {
+      const deadline = Date.now() + 15_000;
+      while ((await c.show(id)).counts.email!.pending !== 2) {
+        if (Date.now() > deadline) throw new Error('not planned');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const link = `${c.baseUrl}/u/${signUnsubscribeToken(c.config.secret, subscriberId('ann@example.org'), 'news')}`;
+    expect((await fetch(link, { method: 'POST', body: 'List-Unsubscribe=One-Click', headers: { 'content-type': 'application/x-www-form-urlencoded' } })).status).toBe(200);
+
+    const pool = startWorkers({ config: c.config, handle: c.handle, log: silentLogger(), queues: ['deliver-email'] });
+    try {
+      const doneNews = await c.waitForStatus(news.id, ['sent', 'failed', 'partially_failed']);
+      const doneCommunity = await c.waitForStatus(community.id, ['sent', 'failed', 'partially_failed']);
+      expect(doneNews.counts.email).toMatchObject({ sent: 1, skipped: 1, failed: 0 });
+      expect(doneCommunity.counts.email).toMatchObject({ sent: 2, skipped: 0, failed: 0 });
+    } finally {
+      await pool.close();
     }
   });
 });

@@ -4,13 +4,15 @@ import { ChannelError, LoginFailedError, RateLimitedError, TransientError, type 
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { channelDefinition } from '../channels/registry.js';
-import { audienceKeys, emailHash, getRecipients, listOptOutField } from '../src/domain/audience.js';
+import { audienceKeys, getRecipients, listOptOutField, suppressionHashes } from '../src/domain/audience.js';
+import { deriveKey } from '../src/keys.js';
 import { MARK, MAY_SEND } from '../src/domain/campaign-scripts.js';
-import { campaignKeys, campaignMedia, findCampaign, type Campaign } from '../src/domain/campaigns.js';
+import { campaignKeys, campaignMedia, findCampaign, holdSending, type Campaign } from '../src/domain/campaigns.js';
 import { appendAudit } from '../src/domain/audit.js';
 import { redisProgress } from '../src/domain/progress.js';
 import { runScript } from '../src/redis/scripts.js';
 import type { DeliverJobData } from '../src/scheduler.js';
+import { holdReason } from '../src/domain/purdah.js';
 
 /**
  * A delivery job: one batch of one channel of one campaign. Each recipient is
@@ -26,8 +28,8 @@ export interface DeliverDeps {
   now(): Date;
   /** The channel's logger: `channel` is already bound. */
   log: Logger;
-  /** Waits for the channel's messages-per-second budget. */
-  throttle(): Promise<void>;
+  /** Waits for the channel's messages-per-second budget; true when it had to wait. */
+  throttle(): Promise<boolean>;
   /** Pauses the channel's queue until the network's reset time. */
   pauseUntil(resetAt: Date): Promise<void>;
   /** Pauses the channel's queue until its login works again (shown with the reason). */
@@ -44,7 +46,9 @@ export class PausedForRateLimit extends Error {}
 /** The next recipient whose MAY_SEND verdict a MARK should fetch in the same round trip. */
 interface NextCheck {
   id: string;
+  /** Keyed suppression hash, and the unkeyed one older versions wrote. */
   emailHash: string;
+  legacyHash: string;
   /** The subscriber-hash field of an unsubscribe from the channel's list ('' = none). */
   optOut: string;
 }
@@ -60,7 +64,7 @@ export async function markOutcome(redis: Redis, prefix: string, c: Campaign, cha
   if (next) {
     const ak = audienceKeys(prefix);
     keys.push(ak.sub(next.id), ak.suppressed);
-    args.push(next.emailHash, next.optOut);
+    args.push(next.emailHash, next.optOut, next.legacyHash);
   }
   const [finished, verdict] = await runScript<[string, string]>(redis, MARK, keys, args);
   if (finished) await appendAudit(redis, prefix, { actor: 'worker', action: 'campaign.send', subject: c.id, detail: { status: finished } });
@@ -96,15 +100,19 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
   // recipient costs one Redis round trip besides its send.
   const audience = todo.filter((id) => !deps.special?.[id] && id !== '-');
   const details = new Map<string, Recipient | null>();
-  (await getRecipients(redis, prefix, audience)).forEach((r, i) => details.set(audience[i]!, r));
+  const suppressionKey = deriveKey(config.secret, 'suppression');
+  (await getRecipients(redis, prefix, audience, suppressionKey)).forEach((r, i) => details.set(audience[i]!, r));
   const ak = audienceKeys(prefix);
   // Unsubscribing from this channel's list (the link in its messages) stops it at once too.
   const list = channelDefinition(channel)?.audience?.(content).list;
   const optOut = list ? listOptOutField(list) : '';
+  const hashes = (email: string) => suppressionHashes(email, suppressionKey);
   const checkFor = (i: number): NextCheck | undefined => {
     const id = todo[i];
     const r = id === undefined ? null : details.get(id);
-    return id !== undefined && r ? { id, emailHash: emailHash(r.email), optOut } : undefined;
+    if (id === undefined || !r) return undefined;
+    const { keyed, legacy } = hashes(r.email);
+    return { id, emailHash: keyed, legacyHash: legacy, optOut };
   };
   let prefetched = ''; // todo[i]'s verdict, fetched by the previous MARK ('' = not fetched)
   const mark = async (i: number, outcome: Outcome, reason: string, networkId = '') => {
@@ -119,26 +127,40 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
   };
   for (const [i, id] of todo.entries()) {
     const special = deps.special?.[id];
-    const ahead = prefetched;
+    let ahead = prefetched;
     prefetched = '';
+    let waited = false;
+    if (!special) {
+      // Everything is checked after the wait for the channel's rate, right before the transport call:
+      // a verdict read before the wait is stale, and the pre-election period may have begun meanwhile.
+      waited = await deps.throttle();
+      if (waited) ahead = '';
+      const hold = holdReason(deps.config, c, deps.now());
+      if (hold) {
+        if (await holdSending(redis, prefix, campaignId, hold, deps.now())) {
+          log.warn({ reason: hold }, 'campaign held in the middle of its send');
+          await appendAudit(redis, prefix, { actor: 'worker', action: 'campaign.hold', subject: campaignId, detail: { reason: hold } });
+        }
+        return;
+      }
+    }
     let recipient: Recipient | undefined;
     if (!special && id !== '-') {
       const r = details.get(id) ?? null;
       let verdict = 'skip';
-      if (r) verdict = ahead || (await runScript<string>(redis, MAY_SEND, [k.hash, ak.sub(id), ak.suppressed], [emailHash(r.email), optOut]));
+      if (r) verdict = ahead || (await runScript<string>(redis, MAY_SEND, [k.hash, ak.sub(id), ak.suppressed], [hashes(r.email).keyed, optOut, hashes(r.email).legacy]));
       if (verdict === 'stop') return;
       if (verdict === 'skip' || !r) {
         await mark(i, 'skipped', 'unsubscribed');
         continue;
       }
       recipient = r;
-    } else if (i > 0 && (await redis.hget(k.hash, 'status')) !== 'sending') return;
+    } else if ((i > 0 || waited) && (await redis.hget(k.hash, 'status')) !== 'sending') return;
     const delivery: Delivery = { campaignId, campaignTitle: c.title, kind: c.kind, channel, content, recipient, key: `${campaignId}:${channel}:${id}`, media };
     try {
       let networkId = '';
       if (special) await special(c, deps);
       else {
-        await deps.throttle();
         // Post ids (X, Mastodon) and message ids are what the collectors look up later.
         const progress = redisProgress(redis, prefix, delivery.key);
         networkId = (await deps.adapter.send(delivery, { log, now: deps.now, progress })).id ?? '';

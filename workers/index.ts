@@ -7,6 +7,7 @@ import type { RedisHandle } from '../src/redis/connection.js';
 import { CAMPAIGN_QUEUE, deliverQueueName, type CampaignJobData, type DeliverJobData } from '../src/scheduler.js';
 import { PausedForRateLimit, processDeliverJob, type DeliverDeps } from './deliver.js';
 import { processCampaignJob } from './plan.js';
+import { onDeliverJobFailed, onPlanJobFailed } from './failsafe.js';
 import { guardChannel, type ChannelGuard } from './channel-guard.js';
 import { specialDeliveries } from './specials.js';
 import { COLLECT_QUEUE, startCollectWorker, type CollectWorker } from './collect/worker.js';
@@ -79,7 +80,7 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
         { connection: handle.options, prefix, concurrency: 5, ...lock },
       );
       w.on('error', onError(name));
-      w.on('failed', (job, err) => log.error({ campaignId: job?.data.id, err: err.message }, 'campaign job failed'));
+      w.on('failed', onPlanJobFailed(handle.redis, prefix, log));
       workers.push(w);
       continue;
     }
@@ -116,6 +117,7 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
       { connection: handle.options, prefix, concurrency: settings.concurrency, limiter: { max: 1_000_000, duration: 1000 }, ...lock },
     );
     w.on('error', onError(name));
+    w.on('failed', onDeliverJobFailed(handle.redis, prefix, log));
     workers.push(w);
   }
   log.info({ queues: wanted }, 'workers started');
@@ -135,14 +137,14 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
  * A fixed one-second window shared by every worker process through Redis:
  * at most `perSecond` messages start in any second.
  */
-function throttle(handle: RedisHandle, key: string, perSecond: number): () => Promise<void> {
-  if (perSecond <= 0) return async () => undefined;
+function throttle(handle: RedisHandle, key: string, perSecond: number): () => Promise<boolean> {
+  if (perSecond <= 0) return async () => false;
   return async () => {
-    for (;;) {
+    for (let waited = false; ; waited = true) {
       const second = Math.floor(Date.now() / 1000);
       const k = `${key}:${second}`;
       const [[, n]] = (await handle.redis.multi().incr(k).expire(k, 5).exec()) as [[null, number], [null, number]];
-      if (n <= perSecond) return;
+      if (n <= perSecond) return waited;
       await sleep((second + 1) * 1000 - Date.now() + 1);
     }
   };

@@ -120,6 +120,7 @@ export function createCommunityAdapter(config: Config): ChannelAdapter {
         key: delivery.key,
         recipient,
         now,
+        label: 'Community alert',
       });
       // The gateway goes first: it is idempotent by key, the email is not, so a retry repeats only the cheap half.
       const smsFile = await sendSms(

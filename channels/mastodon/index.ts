@@ -36,6 +36,15 @@ const TIMEOUT_MS = 30_000;
 const PROCESSING_POLLS = 20;
 const PROCESSING_POLL_MS = 500;
 
+const MAY_HAVE_BEEN_POSTED = 'may have been posted';
+
+const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'", apos: "'", nbsp: ' ' };
+const plain = (text: string): string => text.normalize('NFC').replace(/\s+/g, ' ').trim();
+/** A status's HTML content as the text that was posted (paragraphs and line breaks as spaces). */
+function htmlToPlain(html: string): string {
+  return plain(html.replace(/<br\s*\/?>|<\/p>\s*<p>/gi, ' ').replace(/<[^>]*>/g, '').replace(/&(#?\w+);/g, (m, name: string) => ENTITIES[name] ?? m));
+}
+
 const segmenter = new Intl.Segmenter('en', { granularity: 'grapheme' });
 
 /**
@@ -182,13 +191,33 @@ export function createMastodonAdapter(config: Config, opts: { outboxDir?: string
     return id;
   }
 
+  /** The account's recent status with this text, if any (Mastodon answers content as HTML). */
+  async function findRecentStatus(text: string, now: Date): Promise<string | undefined> {
+    const me = (await call('GET', '/api/v1/accounts/verify_credentials', now)).body as { id?: unknown };
+    if (typeof me.id !== 'string') return undefined;
+    const recent = (await call('GET', `/api/v1/accounts/${encodeURIComponent(me.id)}/statuses?limit=20`, now)).body;
+    const wanted = plain(text);
+    return Array.isArray(recent) ? (recent as Array<{ id?: unknown; content?: unknown }>).find((st) => typeof st.content === 'string' && htmlToPlain(st.content) === wanted && typeof st.id === 'string')?.id as string | undefined : undefined;
+  }
+
   return {
     name: 'mastodon',
     dryRun: false,
     async send(delivery: Delivery, ctx: SendContext): Promise<SendResult> {
       const content = parseContent(delivery);
+      if ((await ctx.progress?.get()) === MAY_HAVE_BEEN_POSTED) {
+        // An earlier attempt never learned its outcome (the Idempotency-Key covers only an hour): look first.
+        const id = await findRecentStatus(content.text, ctx.now()).catch(() => undefined);
+        if (id) {
+          ctx.log.info({ id }, 'Mastodon status from an earlier attempt found; not posting again');
+          await ctx.progress?.clear();
+          return { id };
+        }
+      }
       const mediaIds: string[] = [];
       for (const image of content.images) mediaIds.push(await uploadImage(image, delivery, ctx.now()));
+      // Recorded before the call: if this process dies before the answer, the retry knows it may have been posted.
+      await ctx.progress?.set(MAY_HAVE_BEEN_POSTED);
       const posted = await call('POST', '/api/v1/statuses', ctx.now(), {
         headers: { 'content-type': 'application/json', 'idempotency-key': delivery.key },
         body: JSON.stringify({
@@ -197,7 +226,12 @@ export function createMastodonAdapter(config: Config, opts: { outboxDir?: string
           ...(mediaIds.length > 0 ? { media_ids: mediaIds } : {}),
           ...(content.spoiler_text ? { spoiler_text: content.spoiler_text } : {}),
         }),
+      }).catch(async (err: unknown) => {
+        // Only an unclear outcome (no answer, 5xx) may have posted; a refusal did not.
+        if (!(err instanceof TransientError)) await ctx.progress?.clear();
+        throw err;
       });
+      await ctx.progress?.clear();
       const status = posted.body as { id?: unknown; url?: unknown };
       if (typeof status.id !== 'string') throw new TransientError('Mastodon answered without a status id');
       ctx.log.info({ id: status.id, url: status.url }, 'posted to Mastodon');

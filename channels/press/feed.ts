@@ -193,17 +193,17 @@ function feedHead(site: FeedSite): string {
 }
 
 /** The press contact box and the feed links, at the foot of every press page. */
-function pressFooter(site: FeedSite): string {
+function pressFooter(site: FeedSite, withContact: boolean): string {
   const rss = `${site.publicUrl}/press.rss`;
   const atom = `${site.publicUrl}/press.atom`;
   const c = site.org?.pressContact;
-  const contact = c
+  const contact = c && withContact
     ? `<p>Media enquiries: ${[c.name ? escapeHtml(c.name) : '', c.email ? `<a href="mailto:${escapeHtml(c.email)}">${escapeHtml(c.email)}</a>` : '', c.phone ? `<a href="tel:${escapeHtml(c.phone.replace(/[^+\d]/g, ''))}">${escapeHtml(c.phone)}</a>` : ''].filter(Boolean).join(' · ')}</p>`
     : '';
   return `${contact}<p>Follow our press releases: <a href="${escapeHtml(rss)}">RSS feed</a> · <a href="${escapeHtml(atom)}">Atom feed</a></p>`;
 }
 
-function page(site: FeedSite, title: string, main: string): string {
+function page(site: FeedSite, title: string, main: string, withContact = true): string {
   return renderPage({
     title,
     org: site.org,
@@ -213,7 +213,7 @@ function page(site: FeedSite, title: string, main: string): string {
     section: SECTION,
     home: `${site.publicUrl}/press`,
     head: feedHead(site),
-    footer: pressFooter(site),
+    footer: pressFooter(site, withContact),
   });
 }
 
@@ -229,7 +229,8 @@ export function renderReleasePage(release: PressRelease, site: FeedSite): string
 <p class="meta">Press release · <time datetime="${release.publishedAt.toISOString()}">${escapeHtml(localDate(release.publishedAt, site, 'd LLLL yyyy, HH:mm'))}</time></p>
 ${safeHtml(release.bodyHtml)}
 </article>`;
-  return page(site, release.headline, main);
+  // A release that ends with its own media enquiries line does not repeat it in the footer.
+  return page(site, release.headline, main, !/^Media enquiries:/m.test(release.bodyText));
 }
 
 export interface PressRoomPage {

@@ -82,6 +82,7 @@ export function pressRoutes(deps: PressRoutesDeps): FastifyPluginAsync {
     });
 
     app.get<{ Params: { slug: string } }>('/press/:slug', async (req, reply) => {
+      if (req.params.slug === '') return reply.redirect('/press', 301);
       const at = now();
       const release = await getRelease(deps.redis, deps.prefix, req.params.slug);
       // An embargoed release answers exactly like a missing one: nothing leaks early.

@@ -126,7 +126,7 @@ export function mapXError(err: unknown, now: Date): ChannelError {
  */
 interface Progress {
   ids: string[];
-  /** The last attempt got no clear answer (network, 5xx): X may have posted it. */
+  /** "May have been posted": the last attempt got no clear answer (network, 5xx) or never ended (the process died). */
   ambiguous: boolean;
 }
 
@@ -234,14 +234,29 @@ export function createTwitterAdapter(config: Config, opts: TwitterAdapterOptions
         await ctx.progress?.clear();
       };
       for (let i = done.ids.length; i < posts.length; i++) {
+        const mayHaveBeenPosted = done.ambiguous;
+        if (mayHaveBeenPosted) {
+          // An earlier attempt may have posted this (no answer, or the worker died waiting): look first.
+          const id = await findRecentPost(posts[i]!.text).catch(() => undefined);
+          if (id) {
+            ctx.log.info({ id }, 'X post from an earlier attempt found; not posting again');
+            done.ids.push(id);
+            done.ambiguous = false;
+            await save();
+            continue;
+          }
+        }
+        // Recorded before the call: if this process dies before the answer, the retry knows it may have been posted.
+        done.ambiguous = true;
+        await save();
         try {
           done.ids.push(await postOne(posts[i]!, done.ids.at(-1), delivery));
           done.ambiguous = false;
           if (posts.length > 1) await save();
         } catch (err) {
           const mapped = mapXError(err, ctx.now());
-          if (done.ambiguous && isDuplicate(mapped)) {
-            // The earlier attempt went through after all: find it instead of failing a post that exists.
+          if (mayHaveBeenPosted && isDuplicate(mapped)) {
+            // The earlier attempt went through after all (its answer was lost): find it instead of failing a post that exists.
             const id = await findRecentPost(posts[i]!.text).catch(() => undefined);
             if (id) {
               ctx.log.info({ id }, 'X post from an earlier attempt found; not posting again');

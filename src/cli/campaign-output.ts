@@ -31,7 +31,15 @@ export function printShow(ctx: Pick<CliContext, 'out'>, v: CampaignView, zone: s
     else if (!n.planned && n.audience !== undefined) note = `  (not planned yet: the audience today; counted again at send time)`;
     else if (!n.planned) note = '  (not planned yet)';
     else if (n.sent + n.failed + n.pending + n.skipped === 0 && v.status !== 'cancelled') note = '  (no recipients: the list is empty or nobody subscribed matches)';
-    const waits = v.waits_until?.[ch] ? `  (waits for the embargo: ${local(v.waits_until[ch])})` : '';
+    const pub = n.publication;
+    if (pub?.published) note += `  (published ${pub.at ? formatLocal(new Date(pub.at), zone) : ''} at ${pub.path ?? '/press'})`;
+    else if (pub && !pub.failed && v.status !== 'cancelled') note += `  (publishes to the press room${pub.at ? ` at ${formatLocal(new Date(pub.at), zone)}` : ''})`;
+    const publication = pub ? undefined : v.waits_until?.[`${ch} (publication)`];
+    const waits = v.waits_until?.[ch]
+      ? `  (waits for the embargo: ${local(v.waits_until[ch])})`
+      : publication
+        ? `  (EMBARGOED email at send time; published at the embargo: ${local(publication)})`
+        : '';
     ctx.out(`  ${ch.padEnd(10)} ${counts}${n.paused ? `  paused: ${n.paused}` : ''}${note}${waits}`);
   }
   if (v.failures.length > 0) {

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { readCampaignFile } from '../domain/campaign-file.js';
-import { channelViews, failureGroups, type ChannelView, type FailureGroup } from '../domain/campaign-report.js';
+import { channelViews, failureGroups, type AudienceCounts, type ChannelView, type FailureGroup } from '../domain/campaign-report.js';
 import { getCampaign, listCampaigns, type Campaign } from '../domain/campaigns.js';
 import { campaignEmbargo, embargoWaits } from '../domain/embargo.js';
 import { Scheduler } from '../scheduler.js';
@@ -10,7 +10,7 @@ import { checkCampaignLists, formatCampaignList, printShow } from './campaign-ou
 import { withContext, type CliContext } from './context.js';
 import { registerFailuresCommand } from './failures.js';
 import { registerPreviewCommand } from './preview.js';
-import { cancelRecurring, createRecurring, printSeriesList } from './series.js';
+import { cancelRecurring, createRecurring, printSeriesList, showSeries } from './series.js';
 
 /** `crier campaign …`: create, list, show, approve, cancel, retry, reschedule, preview. */
 
@@ -38,14 +38,14 @@ export interface CampaignView {
   note?: string;
 }
 
-export async function campaignView(ctx: Pick<CliContext, 'redis'> & Partial<CliContext>, c: Campaign): Promise<CampaignView> {
+export async function campaignView(ctx: Pick<CliContext, 'redis'> & Partial<CliContext>, c: Campaign, counted?: AudienceCounts): Promise<CampaignView> {
   return {
     id: c.id,
     title: c.title,
     kind: c.kind,
     status: c.status,
     send_at: c.sendAt.toISOString(),
-    channels: await channelViews(ctx.redis.redis, ctx.redis.prefix, c),
+    channels: await channelViews(ctx.redis.redis, ctx.redis.prefix, c, counted),
     failures: await failureGroups(ctx.redis.redis, ctx.redis.prefix, c.id),
     ...(c.reason ? { reason: c.reason } : {}),
     author: c.author,
@@ -108,7 +108,8 @@ export function registerCampaignCommands(program: Command): void {
         // By send time, the soonest first, as a schedule reads (ties: the newest created first).
         const all = (await listCampaigns(ctx.redis.redis, ctx.redis.prefix)).sort((a, b) => a.sendAt.getTime() - b.sendAt.getTime());
         if (opts.json) {
-          ctx.out(JSON.stringify(await Promise.all(all.map((c) => campaignView(ctx, c)))));
+          const counted: AudienceCounts = new Map();
+          ctx.out(JSON.stringify(await Promise.all(all.map((c) => campaignView(ctx, c, counted)))));
           return;
         }
         if (all.length === 0) ctx.out('no campaigns yet: crier campaign create FILE.yaml');
@@ -124,6 +125,7 @@ export function registerCampaignCommands(program: Command): void {
     .description('status and per-channel counts (sent, failed, pending)')
     .action(async (id: string, opts: { json?: boolean }) => {
       await withContext(async (ctx) => {
+        if (await showSeries(ctx, id, Boolean(opts.json))) return;
         const v = await campaignView(ctx, await getCampaign(ctx.redis.redis, ctx.redis.prefix, id));
         if (opts.json) ctx.out(JSON.stringify(v));
         else printShow(ctx, v, ctx.config.timezone);

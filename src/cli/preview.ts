@@ -6,6 +6,7 @@ import { withOverrides } from '../config.js';
 import { getRecipients } from '../domain/audience.js';
 import { getCampaign } from '../domain/campaigns.js';
 import { campaignEmbargo, channelStartsAt } from '../domain/embargo.js';
+import { deriveKey } from '../keys.js';
 import { formatLocal } from '../time.js';
 import { audienceBatches } from '../../workers/plan.js';
 import { withContext } from './context.js';
@@ -51,7 +52,7 @@ export function registerPreviewCommand(campaign: Command): void {
             recipient = SAMPLE;
             // Counted only where the channel sums up the whole send (one pass over the audience).
             for await (const { ids } of audienceBatches(ctx.redis.redis, ctx.redis.prefix, def.audience(content), def.summary ? ctx.config.batch_size : 10)) {
-              if (recipient === SAMPLE) recipient = (await getRecipients(ctx.redis.redis, ctx.redis.prefix, ids)).find((r) => r !== null) ?? SAMPLE;
+              if (recipient === SAMPLE) recipient = (await getRecipients(ctx.redis.redis, ctx.redis.prefix, ids, deriveKey(ctx.config.secret, 'suppression'))).find((r) => r !== null) ?? SAMPLE;
               recipients += ids.length;
               if (!def.summary) break;
             }

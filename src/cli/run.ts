@@ -24,6 +24,15 @@ async function run(opts: { server: boolean; queues?: string[] }): Promise<void> 
   const scheduler = new Scheduler(config, handle, log);
   await scheduler.reconcile();
   if (!opts.queues || opts.queues.includes(COLLECT_QUEUE)) await reconcileCollectors(config, handle, log);
+  let reconcileRunning = false;
+  const reconciling = setInterval(() => {
+    if (reconcileRunning) return; // still waiting (Redis away?): one run at a time
+    reconcileRunning = true;
+    scheduler
+      .reconcile()
+      .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'reconcile failed'))
+      .finally(() => (reconcileRunning = false));
+  }, config.reconcile_ms);
   const pool = startWorkers({ config, handle, log, queues: opts.queues });
   const server = opts.server ? await buildServer(config, handle, log) : undefined;
   if (server) {
@@ -68,6 +77,7 @@ async function run(opts: { server: boolean; queues?: string[] }): Promise<void> 
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  clearInterval(reconciling);
   await server?.close();
   await pool.close();
   await scheduler.close();

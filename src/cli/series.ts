@@ -1,7 +1,7 @@
 import type { CampaignDraft } from '../domain/campaign-file.js';
-import { listSeries } from '../domain/series.js';
+import { findSeries, listSeries } from '../domain/series.js';
 import { nextOccurrence } from '../domain/recurrence.js';
-import { cancelSeries, createSeries, type RecurringDeps } from '../recurring.js';
+import { cancelSeries, createSeries, seriesOccurrences, type RecurringDeps } from '../recurring.js';
 import type { Scheduler } from '../scheduler.js';
 import { formatLocal } from '../time.js';
 import type { CliContext } from './context.js';
@@ -37,4 +37,21 @@ export async function printSeriesList(ctx: CliContext): Promise<void> {
     const nextText = next && (!s.until || next <= s.until) ? `next ${formatLocal(next, s.timezone)}` : 'no further runs';
     ctx.out(`${s.id}  ${`"${s.cron}"`.padEnd(17)} ${nextText}  ${s.kind.padEnd(10)} ${s.title}`);
   }
+}
+
+/** `crier campaign show sID`: a series' pattern, status and occurrences. False when `id` is no series. */
+export async function showSeries(ctx: CliContext, id: string, json: boolean): Promise<boolean> {
+  const s = await findSeries(ctx.redis.redis, ctx.redis.prefix, id);
+  if (!s) return false;
+  const occurrences = await seriesOccurrences(ctx.redis.redis, ctx.redis.prefix, id);
+  if (json) {
+    ctx.out(JSON.stringify({ id: s.id, title: s.title, kind: s.kind, status: s.status, cron: s.cron, timezone: s.timezone, occurrences }));
+    return true;
+  }
+  ctx.out(`${s.id}  ${s.title} (recurring)`);
+  ctx.out(`  kind:    ${s.kind}`);
+  ctx.out(`  status:  ${s.status}`);
+  ctx.out(`  repeat:  "${s.cron}" (${s.timezone}${s.until ? `, until ${formatLocal(s.until, s.timezone)}` : ''})`);
+  ctx.out(`  runs:    ${occurrences.length ? occurrences.join(', ') : 'none yet'}`);
+  return true;
 }

@@ -6,9 +6,13 @@ import {
   exportList,
   forgetSubscriber,
   importSubscribers,
+  subscriberId,
   type AudienceEventHook,
   type ImportResult,
 } from '../domain/audience.js';
+import { eraseDeliveryErrors, eraseFromFiles, rewriteAppendOnlyFile } from '../domain/erasure.js';
+import { deriveKey } from '../keys.js';
+import { createLogger, type Logger } from '../log.js';
 import { withContext, type CliContext } from './context.js';
 import { writeLineAsync } from './output.js';
 
@@ -59,6 +63,7 @@ export async function runImport(
     rejectsDir: path.join(ctx.config.dataDir, 'rejects'),
     phoneCountry: ctx.config.sms.default_country,
     onEvent: auditHook(ctx),
+    suppressionKey: deriveKey(ctx.config.secret, 'suppression'),
     onProgress: (soFar, line) => {
       if (!tty || Date.now() - shownAt < 1000) return;
       shownAt = Date.now();
@@ -73,9 +78,20 @@ export async function runImport(
   return result;
 }
 
-export async function runForget(ctx: Ctx, email: string): Promise<boolean> {
-  const found = await forgetSubscriber(ctx.redis.redis, ctx.redis.prefix, email, { onEvent: auditHook(ctx) });
+export async function runForget(ctx: Ctx & { log?: Logger }, email: string): Promise<boolean> {
+  const found = await forgetSubscriber(ctx.redis.redis, ctx.redis.prefix, email, { onEvent: auditHook(ctx), suppressionKey: deriveKey(ctx.config.secret, 'suppression') });
   const shown = email.trim().toLowerCase();
+  // Every other copy Crier made: stored delivery errors, rejects rows, previews, outbox files, the embedded Redis's AOF.
+  await eraseDeliveryErrors(ctx.redis.redis, ctx.redis.prefix, subscriberId(shown));
+  const files = await eraseFromFiles(ctx.config, shown);
+  const touched = files.removed.length + files.rewritten.length;
+  if (touched > 0) ctx.out(`removed from ${touched} file${touched === 1 ? '' : 's'} (${files.rewritten.length} rejects, ${files.removed.length} previews and outbox)`);
+  if (!ctx.config.redisUrl) {
+    await rewriteAppendOnlyFile(ctx.redis.redis, ctx.log ?? createLogger('warn'));
+    ctx.out('rewrote the embedded Redis append-only file: old entries are gone from disk');
+  } else {
+    ctx.out("REDIS_URL: old copies stay in that Redis's AOF/RDB files until they are rewritten (see README: Erasure)");
+  }
   ctx.out(found ? `forgotten ${shown}` : `not found: ${shown} (suppressed so no import can add it)`);
   return found;
 }

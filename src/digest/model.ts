@@ -3,6 +3,7 @@ import { listReleases } from '../../channels/press/store.js';
 import { channelCounts, listCampaigns, type ChannelCounts } from '../domain/campaigns.js';
 import type { Catalogue, Measure } from '../domain/measures.js';
 import type { Observation, ObservationStore } from '../domain/observations.js';
+import { mentionsOf, type Mention } from './coverage.js';
 import { periodOf, previousPeriod, type Period, type PeriodKind } from '../domain/periods.js';
 
 /**
@@ -54,8 +55,8 @@ export interface ReleaseRow {
   headline: string;
   publishedAt: Date;
   url: string;
-  /** Media mentions linked to it (media.mentions with subject press:<slug>), or undefined when none were recorded. */
-  coverage?: Figure;
+  /** The media mentions the media collector linked to it (published since the start of the week). */
+  mentions: Mention[];
 }
 
 export interface Digest {
@@ -166,20 +167,15 @@ export async function buildDigest(src: DigestSources, week: Period): Promise<Dig
   }
   campaigns.sort((a, b) => a.sendAt.getTime() - b.sendAt.getTime());
 
-  const mentions = src.catalogue.has('media.mentions') ? await src.store.range('media.mentions', { from: week.start }) : [];
-  const releases: ReleaseRow[] = (await listReleases(src.redis, src.prefix, 500, src.now))
-    .filter((r) => inWeek(r.publishedAt))
-    .reverse()
-    .map((r) => {
-      const linked = mentions.filter((o) => o.subject === `press:${r.slug}`);
-      return {
-        slug: r.slug,
-        headline: r.headline,
-        publishedAt: r.publishedAt,
-        url: `${src.publicUrl}/press/${r.slug}`,
-        ...(linked.length ? { coverage: figureOf(linked, linked.reduce((s, o) => s + o.value, 0)) } : {}),
-      };
-    });
+  const published = (await listReleases(src.redis, src.prefix, 500, src.now)).filter((r) => inWeek(r.publishedAt)).reverse();
+  const mentions = await mentionsOf(src.redis, src.prefix, new Set(published.map((r) => r.slug)), week.start);
+  const releases: ReleaseRow[] = published.map((r) => ({
+    slug: r.slug,
+    headline: r.headline,
+    publishedAt: r.publishedAt,
+    url: `${src.publicUrl}/press/${r.slug}`,
+    mentions: mentions.get(r.slug) ?? [],
+  }));
   return { week, lastWeek: previousPeriod(week), zone: src.zone, generatedAt: src.now, headings: rows, campaigns, releases };
 }
 

@@ -8,17 +8,16 @@ import { UserError } from '../errors.js';
 import {
   audienceKeys,
   checkListName,
-  emailHash,
+  suppressionHashes,
   emailProblem,
   execAll,
-  luaScript,
-  runScript,
   normaliseEmail,
   subscriberId,
   type AudienceEventHook,
 } from './audience-keys.js';
 import { describeEncoding, readCsvRecords, safeCsvLine, scanCsv, unneutraliseCell, type CsvRecord } from './csv.js';
 import { normalisePhone } from './phone.js';
+import { defineScript, runScript } from '../redis/scripts.js';
 
 /**
  * `subscribers import`: streams a CSV into the audience in pipelined batches.
@@ -50,6 +49,8 @@ export interface ImportOptions {
   onProgress?: (soFar: Readonly<ImportResult>, line: number) => void;
   /** Country for phone numbers written without a country code (default GB). */
   phoneCountry?: string;
+  /** The derived 'suppression' key: the suppression list is checked with keyed hashes. */
+  suppressionKey?: Buffer;
 }
 
 type Column = 'email' | 'name' | 'area' | 'topics' | 'phone';
@@ -71,18 +72,22 @@ const ALIASES: Record<string, Column> = {
 };
 const MAX_LEN: Record<Exclude<Column, 'email' | 'phone'>, number> = { name: 200, area: 100, topics: 500 };
 
-// One call per batch (rows as ARGV groups of 7, their hash keys after the 5 fixed keys).
+// One call per batch (rows as ARGV groups of 8, their hash keys after the 5 fixed keys).
 // New subscribers get consent and a sequence number; existing ones keep consent and take
 // non-empty new values (a phone number too); unsubscribed or suppressed ones (or, for this
 // list, those who unsubscribed from it: field unsub:<list>) are never touched.
 // Replies per row: 1 imported, 2 updated, 3 suppressed.
-const UPSERT = luaScript(`
+const UPSERT = defineScript(
+  'audience_upsert',
+  `
 local out = {}
 local list, source, now = ARGV[1], ARGV[2], ARGV[3]
 for r = 1, #KEYS - 5 do
-  local key, a = KEYS[5 + r], 3 + (r - 1) * 7
-  local id, hash, email, name, area, topics, phone = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
+  local key, a = KEYS[5 + r], 3 + (r - 1) * 8
+  local id, hash, email, name, area, topics, phone, legacy = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
   local status = redis.call('HGET', key, 'status')
+  -- A suppression entry from before the keyed hash is replaced by the keyed one.
+  if legacy ~= hash and redis.call('SREM', KEYS[4], legacy) == 1 then redis.call('SADD', KEYS[4], hash) end
   if status == 'unsubscribed' or redis.call('SISMEMBER', KEYS[4], hash) == 1 or redis.call('HEXISTS', key, 'unsub:' .. list) == 1 then
     out[r] = 3
   else
@@ -110,7 +115,8 @@ for r = 1, #KEYS - 5 do
   end
 end
 redis.call('SADD', KEYS[3], list)
-return out`);
+return out`,
+);
 
 interface Row {
   email: string;
@@ -327,7 +333,8 @@ export async function importSubscribers(
     for (const r of upserts) {
       const id = subscriberId(r.email);
       keys.push(k.sub(id));
-      args.push(id, emailHash(r.email), r.email, r.name, r.area, r.topics, r.phone);
+      const { keyed, legacy } = suppressionHashes(r.email, opts.suppressionKey);
+      args.push(id, keyed, r.email, r.name, r.area, r.topics, r.phone, legacy);
     }
     const codes = (await runScript(redis, UPSERT, keys, args)) as number[];
     for (const code of codes) {

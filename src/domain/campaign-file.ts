@@ -187,6 +187,8 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
       }
       const value = result.data as Record<string, unknown>;
       for (const field of def.localTimes ?? []) {
+        // One fixed time cannot serve every occurrence of a recurring campaign.
+        if (value[field] !== undefined && f.repeat) fail(['channels', name, field], `a recurring campaign (repeat:) cannot have a fixed ${field}; each occurrence is sent at its own time`);
         if (value[field] !== undefined) {
           value[`${field}_iso`] = parseLocalTime(value[field], timezone, where(['channels', name, field])).toISOString();
         }

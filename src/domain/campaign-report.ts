@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { channelDefinition } from '../../channels/registry.js';
 import type { AudienceSelector } from '../../channels/adapter.js';
+import { getReleaseForCampaign } from '../../channels/press/store.js';
 import { audienceKeys, countAudience, listNames } from './audience.js';
 import { campaignKeys, channelCounts, type Campaign, type ChannelCounts } from './campaigns.js';
 
@@ -13,6 +14,9 @@ import { campaignKeys, channelCounts, type Campaign, type ChannelCounts } from '
 export function channelAudience(channel: string, content: Record<string, unknown>): AudienceSelector | undefined {
   return channelDefinition(channel)?.audience?.(content);
 }
+
+/** The press channel's delivery that publishes the release (workers/specials.ts). */
+const PUBLISH = 'publish';
 
 /** How many subscribers each audience channel would reach if planned now (posting channels: absent). */
 export async function audienceSizes(redis: Redis, prefix: string, c: Pick<Campaign, 'channels'>): Promise<Record<string, number>> {
@@ -120,11 +124,19 @@ export async function* failedDeliveries(redis: Redis, prefix: string, id: string
 /** A spreadsheet reads a cell starting with = + - @ (or a tab or CR) as a formula: the one neutraliser is csv.ts's. */
 export { neutraliseCell as neutraliseFormula } from './csv.js';
 
+/** Audience sizes already counted, by selector: `campaign list` counts each list once, however many campaigns use it. */
+export type AudienceCounts = Map<string, Promise<number>>;
+
 export interface ChannelView extends ChannelCounts {
   /** Whether the channel has been fanned out into deliveries (that happens at send time). */
   planned: boolean;
   /** Before planning, for an audience channel: the subscribers it would reach if planned now. */
   audience?: number;
+  /**
+   * Press: the release's publication to the press room, which is not a message
+   * and so is not in sent or pending. `at` is the embargo time while it waits.
+   */
+  publication?: { published: boolean; failed: boolean; at?: string; path?: string };
 }
 
 /**
@@ -133,7 +145,7 @@ export interface ChannelView extends ChannelCounts {
  * posting channel's is its one post); a campaign cancelled before planning
  * has nothing pending.
  */
-export async function channelViews(redis: Redis, prefix: string, c: Campaign): Promise<Record<string, ChannelView>> {
+export async function channelViews(redis: Redis, prefix: string, c: Campaign, counted: AudienceCounts = new Map()): Promise<Record<string, ChannelView>> {
   const counts = await channelCounts(redis, prefix, c);
   const flags = await redis.hgetall(campaignKeys(prefix, c.id).counts);
   const out: Record<string, ChannelView> = {};
@@ -141,11 +153,33 @@ export async function channelViews(redis: Redis, prefix: string, c: Campaign): P
     const planned = flags[`${channel}:planned`] === '1';
     const selector = planned || c.status === 'cancelled' ? undefined : channelAudience(channel, c.channels[channel] ?? {});
     if (selector) {
-      const audience = await countAudience(redis, prefix, selector);
+      const key = JSON.stringify(selector);
+      if (!counted.has(key)) counted.set(key, countAudience(redis, prefix, selector));
+      const audience = await counted.get(key)!;
       out[channel] = { ...n, pending: audience, planned, audience };
     } else {
       out[channel] = { ...n, planned };
     }
+    if (channel === 'press' && planned) out[channel] = await withPublication(redis, prefix, c, out[channel]!);
   }
   return out;
+}
+
+/** Takes the press channel's publishing step out of its message counts and reports it on its own. */
+async function withPublication(redis: Redis, prefix: string, c: Campaign, v: ChannelView): Promise<ChannelView> {
+  const published = (await redis.sismember(campaignKeys(prefix, c.id).done('press'), PUBLISH)) === 1;
+  const failed = !published && (await redis.hexists(campaignKeys(prefix, c.id).failures, `press:${PUBLISH}`)) === 1;
+  const release = published ? await getReleaseForCampaign(redis, prefix, c.id) : null;
+  const embargo = c.channels.press?.embargo_until_iso;
+  return {
+    ...v,
+    sent: v.sent - (published ? 1 : 0),
+    failed: v.failed - (failed ? 1 : 0),
+    pending: Math.max(0, v.pending - (published || failed || c.status === 'cancelled' ? 0 : 1)),
+    publication: {
+      published,
+      failed,
+      ...(release ? { at: release.publishedAt.toISOString(), path: `/press/${release.slug}` } : typeof embargo === 'string' ? { at: embargo } : {}),
+    },
+  };
 }

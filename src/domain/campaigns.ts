@@ -4,7 +4,7 @@ import { UserError } from '../errors.js';
 import { runScript } from '../redis/scripts.js';
 import { pausedChannels } from './channel-pause.js';
 import type { CampaignDraft, CampaignKind } from './campaign-file.js';
-import { APPROVE, BEGIN, CANCEL, RELEASE, RESCHEDULE, RETRY_FAILED } from './campaign-scripts.js';
+import { APPROVE, BEGIN, CANCEL, FAIL_PLAN, FAIL_REST, HOLD_SENDING, RELEASE, RESCHEDULE, RETRY_FAILED } from './campaign-scripts.js';
 
 export const STATUSES = ['draft', 'awaiting_approval', 'scheduled', 'held', 'sending', 'sent', 'partially_failed', 'failed', 'cancelled'] as const;
 export type CampaignStatus = (typeof STATUSES)[number];
@@ -51,6 +51,8 @@ export function campaignKeys(prefix: string, id: string) {
     batches: `${base}:batches`,
     done: (channel: string) => `${base}:done:${channel}`,
     failures: `${base}:failures`,
+    /** `<channel>:<batch>` → the id of the batch's current job, when it is not the planned one (`<campaign>:<channel>:<batch>`). */
+    jobs: `${base}:jobs`,
     /** `<channel>:<recipient>` → tries that ended in a transient failure (each delivery has its own budget). */
     tries: `${base}:tries`,
     /** sha256 → image bytes, stored at create time (channels/images.ts). */
@@ -164,6 +166,14 @@ export async function beginSending(redis: Redis, prefix: string, id: string, ver
   return runScript<string>(redis, BEGIN, [campaignKeys(prefix, id).hash], [version, heldReason, now.toISOString()]);
 }
 
+/**
+ * Stops a sending campaign where it is (held, with the reason); true if it was sending. Once released or
+ * rescheduled it starts again, and reconcile re-adds the batches it left.
+ */
+export async function holdSending(redis: Redis, prefix: string, id: string, reason: string, now: Date): Promise<boolean> {
+  return (await runScript<number>(redis, HOLD_SENDING, [campaignKeys(prefix, id).hash], [reason, now.toISOString()])) === 1;
+}
+
 export async function cancelCampaign(redis: Redis, prefix: string, id: string, now: Date): Promise<void> {
   const r = await runScript<string>(redis, CANCEL, [campaignKeys(prefix, id).hash], [now.toISOString()]);
   if (r === 'missing') throw new UserError(`no campaign with id "${id}"`, 'CRIER_ERR_NOT_FOUND');
@@ -171,10 +181,10 @@ export async function cancelCampaign(redis: Redis, prefix: string, id: string, n
 }
 
 /** Failed deliveries back to pending (RETRY_FAILED); the caller re-adds the channels' delivery jobs. */
-export async function retryFailed(redis: Redis, prefix: string, c: Campaign, now: Date): Promise<{ deliveries: number; retry: number; channels: string[] }> {
+export async function retryFailed(redis: Redis, prefix: string, c: Campaign, now: Date): Promise<{ deliveries: number; retry: number; channels: string[]; replan: boolean }> {
   const k = campaignKeys(prefix, c.id);
   const names = Object.keys(c.channels);
-  const [status, deliveries, retry, channels] = await runScript<[string, number, number, string]>(
+  const [status, deliveries, retry, channels, replan] = await runScript<[string, number, number, string, number]>(
     redis,
     RETRY_FAILED,
     [k.hash, k.counts, k.failures, k.tries, ...names.map((ch) => k.done(ch))],
@@ -183,7 +193,7 @@ export async function retryFailed(redis: Redis, prefix: string, c: Campaign, now
   if (status === 'missing') throw new UserError(`no campaign with id "${c.id}"`, 'CRIER_ERR_NOT_FOUND');
   if (status === 'refused:nothing') throw new UserError(`campaign ${c.id} has no failed deliveries to retry`, 'CRIER_ERR_STATE');
   if (status.startsWith('refused:')) throw new UserError(`campaign ${c.id} is ${status.slice(8)}; only a failed or partially failed campaign can be retried`, 'CRIER_ERR_STATE');
-  return { deliveries, retry, channels: channels.split(',').filter(Boolean) };
+  return { deliveries, retry, channels: channels.split(',').filter(Boolean), replan: replan === 1 };
 }
 
 export async function rescheduleCampaign(redis: Redis, prefix: string, id: string, sendAt: Date, now: Date): Promise<{ status: CampaignStatus; version: number }> {
@@ -235,4 +245,18 @@ export async function campaignMedia(redis: Redis, prefix: string, id: string, co
 /** The network ids of what a campaign sent, by `<channel>:<recipient>` (recipient '-' for posts). */
 export async function sentIds(redis: Redis, prefix: string, id: string): Promise<Record<string, string>> {
   return redis.hgetall(campaignKeys(prefix, id).sent);
+}
+
+/** Marks every recipient of a batch that has no outcome yet as failed (FAIL_REST); returns how many. */
+export async function failUndelivered(redis: Redis, prefix: string, id: string, channel: string, batch: string, reason: string, now: Date): Promise<number> {
+  const k = campaignKeys(prefix, id);
+  const [, n] = await runScript<[string, number]>(redis, FAIL_REST, [k.hash, k.counts, k.done(channel), k.failures, k.batches], [channel, batch, reason, now.toISOString()]);
+  return n;
+}
+
+/** Closes every channel whose planning did not finish with one failed delivery carrying the reason (FAIL_PLAN). */
+export async function failPlanning(redis: Redis, prefix: string, c: Campaign, reason: string, now: Date): Promise<string> {
+  const k = campaignKeys(prefix, c.id);
+  const names = Object.keys(c.channels);
+  return runScript<string>(redis, FAIL_PLAN, [k.hash, k.counts, k.failures, ...names.map((ch) => k.done(ch))], [reason, now.toISOString(), ...names]);
 }

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { appendAudit } from '../domain/audit.js';
 import { unsubscribe, unsubscribeFromList } from '../domain/audience.js';
 import { verifyUnsubscribeToken } from '../domain/unsubscribe-token.js';
+import { deriveKey } from '../keys.js';
 import type { Organisation } from '../organisation.js';
 import { escapeHtml, page as basePage } from './html.js';
 
@@ -71,7 +72,7 @@ export function unsubscribeRoutes(deps: { redis: Redis; prefix: string; secret: 
       const id = target.subscriberId;
       const audit = (detail: Record<string, string>) => appendAudit(deps.redis, deps.prefix, { actor: 'public', action: 'subscriber.unsubscribe', subject: id, detail: { via, ...detail } });
       if (everything) {
-        if (await unsubscribe(deps.redis, deps.prefix, id, via)) await audit({ scope: 'all' });
+        if (await unsubscribe(deps.redis, deps.prefix, id, via, { suppressionKey: deriveKey(deps.secret, 'suppression') })) await audit({ scope: 'all' });
         return reply.type('text/html').send(page('Unsubscribed', '<p>You are unsubscribed from every list and will not receive further emails from us.</p>'));
       }
       const list = target.list!;

@@ -4,6 +4,15 @@ import { saveNewCampaign } from '../../src/domain/campaigns.js';
 import type { ObservationStore, ObservationInput } from '../../src/domain/observations.js';
 import { periodOf, previousPeriod, type Period } from '../../src/domain/periods.js';
 
+/** A media mention as the media collector (workers/collect/media.ts) keeps it, linked to a press release. */
+export async function seedMention(redis: Redis, prefix: string, m: { id: string; title: string; link: string; tone: string; release: string; published: Date; collected: Date }): Promise<void> {
+  await redis
+    .multi()
+    .hset(`${prefix}:media:mention:${m.id}`, { feed: 'https://news.example.org/rss', title: m.title, link: m.link, tone: m.tone, release: m.release, published_at: m.published.toISOString(), collected_at: m.collected.toISOString() })
+    .zadd(`${prefix}:media:mentions`, m.published.getTime(), m.id)
+    .exec();
+}
+
 /**
  * A plausible quarter of a PCC office's measures, for looking at the digest
  * (the screenshot in docs/): daily followers, weekly web and social figures,
@@ -59,7 +68,15 @@ export async function seedDemo(store: ObservationStore, redis: Redis, prefix: st
   await redis.hset(`${prefix}:campaign:${alert.id}:counts`, { 'community:total': '642', 'community:sent': '642', 'community:planned': '1', 'twitter:total': '1', 'twitter:sent': '1', 'twitter:planned': '1', 'mastodon:total': '1', 'mastodon:sent': '1', 'mastodon:planned': '1' });
   const slug = `${thu.toISOString().slice(0, 10)}-commissioner-funds-new-rural-crime-team`;
   await publishRelease(redis, prefix, { campaignId: alert.id, slug, headline: 'Commissioner funds new rural crime team', bodyHtml: '<p>x</p>', bodyText: 'x', publishedAt: thu });
-  await store.record({ measure: 'media.mentions', subject: `press:${slug}`, dimensions: { tone: 'positive' }, period: week, value: 5, source: 'media', collectedAt: at });
+  const stories = [
+    ['Rural crime team gets green light from commissioner', 'positive'],
+    ['New officers to patrol Warwickshire farms', 'neutral'],
+    ['Farmers welcome rural crime funding', 'positive'],
+    ['Rural crime: is £400,000 enough?', 'neutral'],
+  ] as const;
+  for (const [i, [title, tone]] of stories.entries()) {
+    await seedMention(redis, prefix, { id: `demo${i}`, title, link: `https://news.example.org/story-${i}`, tone, release: slug, published: new Date(thu.getTime() + (i + 1) * 3 * 3600_000), collected: at });
+  }
   const fri = new Date(week.start.getTime() + 105 * 3600_000);
   await publishRelease(redis, prefix, { campaignId: 'cdemo2', slug: `${fri.toISOString().slice(0, 10)}-police-and-crime-plan-consultation-opens`, headline: 'Police and crime plan consultation opens', bodyHtml: '<p>x</p>', bodyText: 'x', publishedAt: fri });
 }

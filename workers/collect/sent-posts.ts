@@ -19,12 +19,14 @@ export interface SentPost {
  */
 export async function sentPosts(redis: Redis, prefix: string, channel: string, since: Date, until: Date, limit = 10_000): Promise<SentPost[]> {
   const out: SentPost[] = [];
-  for (const c of await listCampaigns(redis, prefix, limit)) {
-    if (!(channel in c.channels) || c.sendAt < since || c.sendAt > until) continue;
-    for (const [k, id] of Object.entries(await sentIds(redis, prefix, c.id))) {
+  const campaigns = (await listCampaigns(redis, prefix, limit)).filter((c) => channel in c.channels && c.sendAt >= since && c.sendAt <= until);
+  // One round trip for all of them (the connection pipelines concurrent commands).
+  const ids = await Promise.all(campaigns.map((c) => sentIds(redis, prefix, c.id)));
+  campaigns.forEach((c, i) => {
+    for (const [k, id] of Object.entries(ids[i]!)) {
       if (k.startsWith(`${channel}:`) && id) out.push({ campaignId: c.id, postId: id, sentAt: c.sendAt });
     }
-  }
+  });
   return out;
 }
 
