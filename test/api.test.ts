@@ -233,7 +233,9 @@ describe('browser sessions', () => {
     expect(setCookie).toMatch(/HttpOnly/);
     expect(setCookie).toMatch(/SameSite=Lax/);
     expect(setCookie).not.toMatch(/Secure/); // PUBLIC_URL is http here
-    expect((await b.request('GET', '/dashboard/calendar')).statusCode).toBe(200);
+    const calendar = await b.request('GET', '/dashboard/calendar');
+    expect(calendar.statusCode).toBe(200);
+    expect(calendar.headers['x-frame-options']).toBe('DENY');
 
     const created = await api('editor2', 'POST', '/api/v1/campaigns', campaign({ title: 'CSRF target' }));
     const id = created.json<{ id: string }>().id;

@@ -6,7 +6,6 @@ import { createLogger } from '../log.js';
 import { connectRedis } from '../redis/connection.js';
 import { Scheduler } from '../scheduler.js';
 import { ensureSecret } from '../secret.js';
-import { buildServer } from '../server/index.js';
 import { channelDefinition, channelNames } from '../../channels/registry.js';
 import { COLLECT_QUEUE, reconcileCollectors } from '../../workers/collect/worker.js';
 
@@ -34,7 +33,8 @@ async function run(opts: { server: boolean; queues?: string[] }): Promise<void> 
       .finally(() => (reconcileRunning = false));
   }, config.reconcile_ms);
   const pool = startWorkers({ config, handle, log, queues: opts.queues });
-  const server = opts.server ? await buildServer(config, handle, log) : undefined;
+  // Loaded only here: the dashboard's modules would slow every other command's start.
+  const server = opts.server ? await (await import('../server/index.js')).buildServer(config, handle, log) : undefined;
   if (server) {
     try {
       await server.listen({ port: config.port, host: config.host });
@@ -59,7 +59,7 @@ async function run(opts: { server: boolean; queues?: string[] }): Promise<void> 
   const loopback = config.host === '127.0.0.1' || config.host === 'localhost' || config.host === '::1';
   const lines = [
     server
-      ? `Crier is running on http://localhost:${listening?.port ?? config.port} (health: /healthz, press room: /press)${loopback ? '; this machine only (set HOST=0.0.0.0 to listen on every interface)' : `; listening on ${config.host}`}`
+      ? `Crier is running on http://localhost:${listening?.port ?? config.port} (dashboard: /dashboard, sign-in accounts: crier users add; press room: /press; health: /healthz)${loopback ? '; this machine only (set HOST=0.0.0.0 to listen on every interface)' : `; listening on ${config.host}`}`
       : `Crier worker is running (queues: ${(opts.queues ?? known).join(', ')})`,
     `Redis: ${config.redisUrl ? 'REDIS_URL' : `embedded, data in ${config.dataDir}/redis (set REDIS_URL to use your own)`}`,
     dry.length ? `Dry-run channels (no credentials): ${dry.join(', ')}: output goes to ${config.outboxDir}` : 'All channels have credentials: messages are really sent',

@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
-import { addAccount, createToken, listAccounts, parseRole, removeAccount, checkAccountEmail } from '../domain/accounts.js';
 import { appendAudit } from '../domain/audit.js';
-import { calendarSecret, calendarUrl } from '../domain/calendar-feed.js';
 import { UserError } from '../errors.js';
 import { withContext } from './context.js';
+
+// Loaded when one of these commands runs: argon2's native module and ical-generator would slow every other command's start.
+const accounts = () => import('../domain/accounts.js');
+const feed = () => import('../domain/calendar-feed.js');
 
 /**
  * Accounts for the dashboard and API, run by the local operator (who holds
@@ -23,6 +25,7 @@ export function registerUserCommands(program: Command): void {
     .requiredOption('--role <role>', 'viewer | editor | approver | admin')
     .description('add an account (or reset one): prints a one-time password last; the first sign-in chooses a new one')
     .action(async (email: string, opts: { role: string }) => {
+      const { addAccount, checkAccountEmail, parseRole } = await accounts();
       const role = parseRole(opts.role);
       const address = checkAccountEmail(email);
       await withContext(async (ctx) => {
@@ -38,6 +41,7 @@ export function registerUserCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .description('list accounts and roles')
     .action(async (opts: { json?: boolean }) => {
+      const { listAccounts } = await accounts();
       await withContext(async (ctx) => {
         const all = await listAccounts(ctx.redis.redis, ctx.redis.prefix);
         if (opts.json) return ctx.out(JSON.stringify(all.map((a) => ({ email: a.email, role: a.role, created_at: a.createdAt, must_change_password: a.mustChangePassword }))));
@@ -51,6 +55,7 @@ export function registerUserCommands(program: Command): void {
     .argument('<email>')
     .description('remove an account: its sessions end and its API tokens stop working at once')
     .action(async (email: string) => {
+      const { removeAccount } = await accounts();
       await withContext(async (ctx) => {
         const address = email.trim().toLowerCase();
         if (!(await removeAccount(ctx.redis.redis, ctx.redis.prefix, address))) throw new UserError(`no account for ${address} (see \`crier users list\`)`, 'CRIER_ERR_NOT_FOUND');
@@ -67,6 +72,7 @@ export function registerUserCommands(program: Command): void {
     .option('--name <name>', 'what the token is for', 'api')
     .description('create an API token; prints it last (only a hash is stored: it cannot be shown again)')
     .action(async (email: string, opts: { name: string }) => {
+      const { createToken } = await accounts();
       await withContext(async (ctx) => {
         const address = email.trim().toLowerCase();
         const token = await createToken(ctx.redis.redis, ctx.redis.prefix, address, opts.name, new Date());
@@ -83,6 +89,7 @@ export function registerUserCommands(program: Command): void {
     .option('--rotate', 'make a new secret: the old URL stops working')
     .description("print the feed's URL (last line); subscribe to it in Outlook or any calendar")
     .action(async (opts: { rotate?: boolean }) => {
+      const { calendarSecret, calendarUrl } = await feed();
       await withContext(async (ctx) => {
         const secret = await calendarSecret(ctx.redis.redis, ctx.redis.prefix, opts.rotate === true);
         if (opts.rotate) {

@@ -101,3 +101,21 @@ export function sparkline(trend: MeasureSummary['trend'], width = 160, height = 
   if (current) segments.push(current);
   return `<svg class="spark" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" aria-hidden="true" focusable="false"><path d="${segments.join(' ')}" fill="none" stroke="currentColor" stroke-width="2"/>${dots.join('')}</svg>`;
 }
+
+/**
+ * Each list's week-on-week growth from the `email.list_size` measure (kept by
+ * the email collector, by list): this week's reading less last week's, or
+ * null when either week has none.
+ */
+export async function listGrowth(store: ObservationStore, lists: readonly string[], now: Date, zone: string): Promise<Record<string, number | null>> {
+  const week = periodOf('week', now, zone);
+  const last = previousPeriod(week);
+  const obs = await store.range('email.list_size', { from: last.start, to: week.end, subject: '' });
+  const out: Record<string, number | null> = {};
+  for (const list of lists) {
+    const of = (p: Period) => obs.find((o) => o.dimensions.list === list && o.period === p.key)?.value;
+    const [a, b] = [of(week), of(last)];
+    out[list] = a !== undefined && b !== undefined ? a - b : null;
+  }
+  return out;
+}

@@ -45,7 +45,9 @@ function problemsOf(channel: string, content: Record<string, unknown>): string[]
   if (!def) return [`unknown channel "${channel}"`];
   const r = def.contentSchema.safeParse(content);
   if (r.success) return [];
-  return r.error.issues.map((i) => (i.path.length ? `${i.path.map(String).join('.')}: ${i.message}` : i.message));
+  // An empty required field says so plainly (zod's wording is for developers).
+  const message = (i: (typeof r.error.issues)[number]) => (i.code === 'too_small' && i.minimum === 1 ? 'required' : i.code === 'invalid_type' && i.input === undefined ? 'required' : i.message);
+  return r.error.issues.map((i) => (i.path.length ? `${i.path.map(String).join('.')}: ${message(i)}` : message(i)));
 }
 
 function emailPreview(config: Config, channel: string, subject: string, markdown: string, list: string, now: Date): Pick<ChannelPreview, 'subject' | 'html' | 'text'> {

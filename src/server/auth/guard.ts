@@ -5,7 +5,7 @@ import fastifySecureSession from '@fastify/secure-session';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { accountForToken, roleAtLeast, sessionAccount, SESSION_TTL_SECONDS, type Account, type Role } from '../../domain/accounts.js';
-import { sessionKey } from './keys.js';
+import { deriveKey } from '../../keys.js';
 
 /**
  * Who is asking, and may they. Every route needs a signed-in account unless
@@ -99,6 +99,8 @@ async function identify(deps: AuthDeps, req: FastifyRequest): Promise<void> {
   const sid = req.session?.get('sid');
   req.account = typeof sid === 'string' ? await sessionAccount(deps.redis, deps.prefix, sid) : null;
   req.authVia = req.account ? 'session' : null;
+  // The cookie's own expiry slides with the Redis session's, so an active user stays signed in.
+  if (req.account) req.session.touch();
 }
 
 export async function registerAuth(app: FastifyInstance, deps: AuthDeps): Promise<void> {
@@ -111,7 +113,7 @@ export async function registerAuth(app: FastifyInstance, deps: AuthDeps): Promis
   app.decorateRequest('authVia', null);
   await app.register(fastifyCookie);
   await app.register(fastifySecureSession, {
-    key: sessionKey(deps.secret),
+    key: deriveKey(deps.secret, 'session'),
     cookieName: SESSION_COOKIE,
     expiry: SESSION_TTL_SECONDS,
     cookie: { path: '/', httpOnly: true, sameSite: 'lax', secure: deps.publicUrl.startsWith('https:') },

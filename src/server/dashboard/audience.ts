@@ -4,7 +4,10 @@ import path from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
 import { checkListName, type ImportResult } from '../../domain/audience.js';
 import { UserError } from '../../errors.js';
+import { ObservationStore } from '../../domain/observations.js';
+import { catalogueFor } from '../../metrics-config.js';
 import { importCsv, listSummaries } from '../api/audience.js';
+import { listGrowth } from '../measures-summary.js';
 import { actor, type ServerDeps } from '../deps.js';
 import { fragment, render } from './render.js';
 
@@ -33,7 +36,13 @@ export function dashboardAudience(deps: ServerDeps): FastifyPluginAsync {
   const jobs = new Map<string, ImportJob>();
   const rejectsDir = path.join(deps.config.dataDir, 'rejects');
   return async (app) => {
-    app.get('/dashboard/audience', async (req, reply) => render(req, reply, 'audience', 'Audience', { lists: await listSummaries(deps.handle) }));
+    app.get('/dashboard/audience', async (req, reply) => {
+      const lists = await listSummaries(deps.handle);
+      const catalogue = catalogueFor(deps.config.metrics, deps.config.configFile);
+      const store = new ObservationStore(deps.handle.redis, deps.handle.prefix, catalogue, { zone: deps.config.timezone });
+      const growth = await listGrowth(store, lists.map((l) => l.name), deps.now(), deps.config.timezone);
+      return render(req, reply, 'audience', 'Audience', { lists, growth });
+    });
 
     app.post('/dashboard/audience/import', { config: { role: 'editor' } }, async (req, reply) => {
       const who = actor(req).email;

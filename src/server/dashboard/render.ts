@@ -39,6 +39,10 @@ export async function render(req: FastifyRequest, reply: FastifyReply, template:
   return reply
     .code(status)
     .header('cache-control', 'no-store')
+    // Never inside another site's frame (no clickjacking an Approve button); no URLs leak to other sites.
+    .header('x-frame-options', 'DENY')
+    .header('content-security-policy', "frame-ancestors 'none'")
+    .header('referrer-policy', 'same-origin')
     .view(template, { title, account: req.account, csrf, nav: navFor(req), path: req.url.split('?')[0] ?? '/', ...data });
 }
 
