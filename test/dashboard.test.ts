@@ -102,7 +102,7 @@ describe.skipIf(!executable)('dashboard in headless Chromium', () => {
       await page.getByLabel(/^Subject/).first().fill('Safer streets in Rugby, {{name}}');
       await page.locator('#email_body').fill('# New patrols\n\nThe **community hub** opens on Monday.');
       const emailFrame = page.frameLocator('iframe[title="email email preview"]');
-      await expect.poll(async () => emailFrame.locator('strong').innerText(), { timeout: 10_000 }).toBe('community hub');
+      await expect.poll(async () => emailFrame.locator('strong', { hasText: 'community hub' }).innerText(), { timeout: 10_000 }).toBe('community hub');
       expect(await emailFrame.locator('h1').innerText()).toBe('New patrols');
       expect(await page.locator('.channel-preview[data-channel="email"]').innerText()).toContain('Safer streets in Rugby, Sample Subscriber');
 
