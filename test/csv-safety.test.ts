@@ -140,6 +140,16 @@ describe('a file that is mostly UTF-8 with a few Windows-1252 lines', () => {
     expect(r.encodingNote).toMatch(/^the file is not UTF-8: read it as Windows-1252/);
   });
 
+  it('many bad lines: the first ten are named and the rest counted', async () => {
+    const file = path.join(dataDir, 'many-bad.csv');
+    const good = 'ok@example.org,Zoë,Rugby,\n';
+    const bad = (i: number): Buffer => Buffer.from(`bad${i}@example.org,Ren\xe9,Rugby,\n`, 'latin1');
+    writeFileSync(file, Buffer.concat([Buffer.from(`email,name,area,topics\n${good}`), ...Array.from({ length: 25 }, (_, i) => bad(i))]));
+    const r = await importSubscribers(handle.redis, handle.prefix, file, 'many-bad', { rejectsDir });
+    expect(r.encodingNote).toMatch(/^lines 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 and 15 more are not valid UTF-8/);
+    expect(await findSubscriber(handle.redis, handle.prefix, 'bad24@example.org')).toMatchObject({ name: 'René' });
+  });
+
   it('a plain UTF-8 file has no note', async () => {
     const file = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'csv', 'bom-crlf.csv');
     const r = await importSubscribers(handle.redis, handle.prefix, file, 'utf8-note', { rejectsDir });

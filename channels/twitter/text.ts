@@ -1,4 +1,5 @@
-import twitterText from 'twitter-text';
+import { createRequire } from 'node:module';
+import type TwitterText from 'twitter-text';
 
 /**
  * Counting text the way X counts it, with X's own library (twitter-text v3,
@@ -8,6 +9,11 @@ import twitterText from 'twitter-text';
  * else (CJK, most symbols) 2; an emoji sequence weighs 2. Limit: 280.
  * test/corpus/x-weighted-length.json pins the counts Crier relies on.
  */
+
+// Loaded on first use: every CLI command imports the channel registry, few count X text.
+const require = createRequire(import.meta.url);
+let loaded: typeof TwitterText | undefined;
+const twitterText = (): typeof TwitterText => (loaded ??= require('twitter-text') as typeof TwitterText);
 
 export const X_MAX_WEIGHTED_LENGTH = 280;
 export const X_URL_LENGTH = 23;
@@ -20,14 +26,14 @@ export interface UrlSpan {
 
 /** URLs as X finds them (with or without a scheme), in order; offsets are UTF-16 indices into `text`. */
 export function findUrls(text: string): UrlSpan[] {
-  return twitterText.extractUrlsWithIndices(text).map(({ url, indices: [start, end] }) => ({ start, end, url }));
+  return twitterText().extractUrlsWithIndices(text).map(({ url, indices: [start, end] }) => ({ start, end, url }));
 }
 
 const segmenter = new Intl.Segmenter('en', { granularity: 'grapheme' });
 
 /** The length X gives this text: must be ≤ 280 for one post. */
 export function weightedLength(text: string): number {
-  return twitterText.parseTweet(text).weightedLength;
+  return twitterText().parseTweet(text).weightedLength;
 }
 
 const SENTENCE_END = /[.!?…。！？]["'’”)\]]*$/u;

@@ -203,6 +203,9 @@ function sniffMagic(head: Buffer, file: string): void {
     throw notCsv(file, 'it is UTF-16 text; save it as "CSV UTF-8" and try again');
 }
 
+/** Lines named in the warning about text that is not UTF-8. */
+const NOT_UTF8_SHOWN = 10;
+
 const hasHighByte = (buf: Buffer): boolean => buf.some((b) => b >= 0x80);
 
 /**
@@ -214,8 +217,10 @@ const hasHighByte = (buf: Buffer): boolean => buf.some((b) => b >= 0x80);
  * before it is decoded.
  */
 class LineDecoder {
-  /** Physical lines (1-based, counted by LF) that were not UTF-8 and were read as Windows-1252. */
+  /** The first physical lines (1-based, counted by LF) that were not UTF-8 and were read as Windows-1252. */
   readonly notUtf8: number[] = [];
+  /** How many lines were not UTF-8 (the list above stops at NOT_UTF8_SHOWN, so memory stays flat). */
+  notUtf8Count = 0;
   /** Some line held non-ASCII text that was valid UTF-8. */
   sawUtf8 = false;
   private line = 1;
@@ -267,7 +272,7 @@ class LineDecoder {
           parts.push(this.fatal.decode(line));
           if (hasHighByte(line)) this.sawUtf8 = true;
         } catch {
-          this.notUtf8.push(this.line);
+          if (this.notUtf8Count++ < NOT_UTF8_SHOWN) this.notUtf8.push(this.line);
           parts.push(iconv.decode(line, 'windows-1252'));
         }
         if (lf !== -1) this.line++;
@@ -291,20 +296,22 @@ function countByte(buf: Buffer, byte: number): number {
 
 /** What the first pass learned: how the text was decoded, for a warning the user sees. */
 export interface CsvScan {
-  /** Physical lines that were not valid UTF-8 and were read as Windows-1252 instead. */
+  /** The first (up to 10) physical lines that were not valid UTF-8 and were read as Windows-1252 instead. */
   notUtf8Lines: number[];
+  /** How many lines were not valid UTF-8 in all. */
+  notUtf8Count: number;
   /** The rest of the non-ASCII text was valid UTF-8 (a mixed file, not a Windows-1252 one). */
   mixed: boolean;
 }
 
 /** One line saying how a file that was not all UTF-8 was read, or undefined when it was. */
 export function describeEncoding(scan: CsvScan): string | undefined {
-  const bad = scan.notUtf8Lines;
-  if (bad.length === 0) return undefined;
+  const n = scan.notUtf8Count;
+  if (n === 0) return undefined;
   if (!scan.mixed) return 'the file is not UTF-8: read it as Windows-1252 (save it as "CSV UTF-8" to be sure of accents and symbols)';
-  const shown = bad.slice(0, 10).join(', ');
-  const lines = bad.length === 1 ? `line ${shown} is` : `lines ${shown}${bad.length > 10 ? ` and ${bad.length - 10} more` : ''} are`;
-  return `${lines} not valid UTF-8: read ${bad.length === 1 ? 'that line' : 'those lines'} as Windows-1252 and the rest of the file as UTF-8 (check the names on ${bad.length === 1 ? 'it' : 'them'})`;
+  const shown = scan.notUtf8Lines.join(', ');
+  const lines = n === 1 ? `line ${shown} is` : `lines ${shown}${n > scan.notUtf8Lines.length ? ` and ${n - scan.notUtf8Lines.length} more` : ''} are`;
+  return `${lines} not valid UTF-8: read ${n === 1 ? 'that line' : 'those lines'} as Windows-1252 and the rest of the file as UTF-8 (check the names on ${n === 1 ? 'it' : 'them'})`;
 }
 
 async function* decodedText(file: string, onBytes?: (buf: Buffer, offset: number) => void): AsyncGenerator<string, LineDecoder> {
@@ -347,7 +354,7 @@ export async function scanCsv(file: string): Promise<CsvScan> {
     const next = await texts.next();
     if (next.done) {
       parser.end();
-      return { notUtf8Lines: next.value.notUtf8, mixed: next.value.sawUtf8 };
+      return { notUtf8Lines: next.value.notUtf8, notUtf8Count: next.value.notUtf8Count, mixed: next.value.sawUtf8 };
     }
     parser.push(next.value);
   }

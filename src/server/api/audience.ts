@@ -74,14 +74,14 @@ export function audienceApi(deps: ServerDeps): FastifyPluginAsync {
         params: listParams,
         querystring: { type: 'object', additionalProperties: false, properties: { source: { type: 'string', maxLength: 200, description: 'consent source recorded on new subscribers (default api-import)' } } },
         response: {
-          200: { type: 'object', properties: { imported: { type: 'integer' }, updated: { type: 'integer' }, rejected: { type: 'integer' }, suppressed: { type: 'integer' }, rejects_file: { type: 'string' } } },
+          200: { type: 'object', properties: { imported: { type: 'integer' }, updated: { type: 'integer' }, rejected: { type: 'integer' }, suppressed: { type: 'integer' }, rejects_file: { type: 'string' }, encoding_note: { type: 'string', description: 'set when some lines were not UTF-8: which, and how they were read' } } },
           ...errors,
         },
       },
     }, async (req, reply) => {
       if (!Buffer.isBuffer(req.body) || req.body.length === 0) return reply.code(400).send({ code: 'CRIER_ERR_INPUT', message: 'send the CSV as the body with Content-Type: text/csv' });
       const r = await importCsv(deps, req.body, checkListName(req.params.list), actor(req).email, req.query.source ?? 'api-import');
-      return { imported: r.imported, updated: r.updated, rejected: r.rejected, suppressed: r.suppressed, ...(r.rejectsFile ? { rejects_file: path.basename(r.rejectsFile) } : {}) };
+      return { imported: r.imported, updated: r.updated, rejected: r.rejected, suppressed: r.suppressed, ...(r.rejectsFile ? { rejects_file: path.basename(r.rejectsFile) } : {}), ...(r.encodingNote ? { encoding_note: r.encodingNote } : {}) };
     });
 
     app.get<{ Params: { list: string } }>('/audience/lists/:list/export', {
