@@ -10,7 +10,7 @@ import { ObservationStore } from '../src/domain/observations.js';
 import { parsePeriod } from '../src/domain/periods.js';
 import { connectRedis, type RedisHandle } from '../src/redis/connection.js';
 import { readStatus } from '../workers/collect/status.js';
-import { TONE_MODEL, toneOf } from '../workers/collect/tone.js';
+import { TONE_MODEL, toneScorer } from '../workers/collect/tone.js';
 import { silentLogger, testConfig } from './helpers/context.js';
 import { ROOT } from './helpers/dist.js';
 import { collectOnce } from './helpers/metrics.js';
@@ -119,7 +119,8 @@ describe('media collector', () => {
 });
 
 describe('tone against hand-labelled headlines', () => {
-  it('agrees with 28 of the 40 labels (no signal counted as neutral), as the README says', () => {
+  it('agrees with 28 of the 40 labels (no signal counted as neutral), as the README says', async () => {
+    const toneOf = await toneScorer();
     const rows = readFileSync(path.join(ROOT, 'test/fixtures/tone/headlines.csv'), 'utf8').trim().split('\n').slice(1);
     const terms = ['Police and Crime Commissioner', 'Police and Crime Plan'];
     let agree = 0;

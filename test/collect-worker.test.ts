@@ -76,4 +76,22 @@ describe('collect queue', () => {
       await q.close();
     }
   });
+
+  it('credentials refused fail the job at once (no retry until the next scheduled run)', async () => {
+    const q = collectQueue(config, handle);
+    const w = startCollectWorker({ config, handle, log: silentLogger() });
+    try {
+      fake.failNext(401, { path: '/api/v1/accounts/verify_credentials' });
+      const job = await q.add('collect', { source: 'mastodon' }, { attempts: 3, backoff: { type: 'fixed', delay: 100 } });
+      await waitFor(async () => ((await q.getJob(job.id!))?.finishedOn ? true : undefined), 'job failed');
+      const done = await q.getJob(job.id!);
+      expect(await done!.isFailed()).toBe(true);
+      expect(done!.attemptsMade).toBe(1);
+      expect(done!.failedReason).toMatch(/Mastodon rejected the token/);
+      expect((await readStatus(handle.redis, config.redis_prefix, 'mastodon')).last_failure_kind).toBe('needs_reauth');
+    } finally {
+      await w.close();
+      await q.close();
+    }
+  });
 });

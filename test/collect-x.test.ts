@@ -128,6 +128,7 @@ describe('X collector', () => {
     expect(text.stdout).toMatch(/^x: not scheduled yet/m);
     expect(text.stdout).toMatch(/^ {2}schedule: {5}10 \*\/6 \* \* \* \(Europe\/London\); next run none$/m);
     expect(text.stdout).toMatch(/^ {2}last success: \d{4}-\d\d-\d\d \d\d:\d\d \(\d+ observations\)$/m);
+    expect(text.stdout).toMatch(/^ {2}warnings: {5}1, first: post 1870000000000000002/m);
     // The earlier 429 of this file is the last failure, with its reason.
     expect(text.stdout).toMatch(/^ {2}last failure: \d{4}-\d\d-\d\d \d\d:\d\d: X rate limit/m);
     expect(text.stdout).toMatch(/^mastodon: not configured: needs MASTODON_URL and MASTODON_TOKEN$/m);

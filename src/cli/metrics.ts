@@ -70,6 +70,8 @@ async function status(ctx: CliContext, json: boolean): Promise<void> {
     ctx.out(`  schedule:     ${String(r.cron)} (${zone}); next run ${r.next_run_at ? when(r.next_run_at as string, zone) : 'none'}`);
     const ok = r.last_success_at as string | undefined;
     ctx.out(`  last success: ${when(ok, zone)}${ok ? ` (${String(r.last_success_observations)} observations)` : ''}`);
+    const warnings = (r.last_success_warnings as string[] | undefined) ?? [];
+    if (warnings.length) ctx.out(`  warnings:     ${warnings.length}, first: ${warnings[0]}`);
     const bad = r.last_failure_at as string | undefined;
     ctx.out(`  last failure: ${when(bad, zone)}${bad ? `: ${String(r.last_failure_reason)}` : ''}`);
     if (r.rate_limited_until) ctx.out(`  rate limited until ${when(r.rate_limited_until as string, zone)}`);

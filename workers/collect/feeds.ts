@@ -1,5 +1,4 @@
 import iconv from 'iconv-lite';
-import Parser from 'rss-parser';
 import { defaultHttpError } from './http.js';
 import { TransientError, type CollectContext } from './types.js';
 
@@ -47,6 +46,8 @@ const plain = (html: string) =>
     .trim();
 
 export async function parseFeed(feed: string, xml: string): Promise<FeedItem[]> {
+  // Loaded on first use: only the media collector needs it.
+  const { default: Parser } = await import('rss-parser');
   const parsed = await new Parser().parseString(xml);
   const out: FeedItem[] = [];
   for (const item of parsed.items ?? []) {

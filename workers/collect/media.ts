@@ -3,7 +3,7 @@ import { listReleases, type PressRelease } from '../../channels/press/store.js';
 import type { ObservationInput } from '../../src/domain/observations.js';
 import { periodOf, previousPeriod, type Period } from '../../src/domain/periods.js';
 import { fetchFeed, type FeedItem } from './feeds.js';
-import { termPattern, TONE_METHOD, TONE_MODEL, TONES, toneOf, type Tone } from './tone.js';
+import { termPattern, TONE_METHOD, TONE_MODEL, TONES, toneScorer, type Tone } from './tone.js';
 import { TransientError, type CollectContext, type CollectorDefinition, type CollectResult } from './types.js';
 
 /**
@@ -78,6 +78,7 @@ export async function collectMedia(ctx: CollectContext): Promise<CollectResult> 
   const patterns = settings.terms.map((t) => termPattern(t));
   const termWords = new Set(settings.terms.flatMap((t) => [...distinctiveWords(t, new Set())]));
   const releases = await listReleases(ctx.redis, ctx.prefix, 1000, now);
+  const toneOf = await toneScorer();
   let mentions = 0;
   for (const item of items) {
     const matched = settings.terms.filter((_, i) => patterns[i]!.test(item.title) || patterns[i]!.test(item.text));

@@ -1,6 +1,4 @@
 import { createRequire } from 'node:module';
-import type winkNLP from 'wink-nlp';
-import type model from 'wink-eng-lite-web-model';
 
 /**
  * The tone of a news headline, by a documented, repeatable method:
@@ -26,26 +24,31 @@ export const TONE_METHOD = 'winkNLP sentiment of the headline; >= 0.1 positive, 
 export const TONE_MODEL = `wink-nlp@${version('wink-nlp')} wink-eng-lite-web-model@${version('wink-eng-lite-web-model')}`;
 const THRESHOLD = 0.1;
 
-// The model is loaded on first use: every CLI command imports the collectors, few score headlines.
-let loaded: ReturnType<typeof winkNLP> | undefined;
-function nlp(): ReturnType<typeof winkNLP> {
-  loaded ??= (require('wink-nlp') as typeof winkNLP)(require('wink-eng-lite-web-model') as typeof model);
-  return loaded;
-}
+export type ToneOf = (text: string, names?: readonly string[]) => { tone: Tone; score: number };
+
+let loading: Promise<ToneOf> | undefined;
 
 /**
+ * The scorer, loaded on first use: the model is ~90 MB in memory and takes
+ * a while to read, which no other command should pay for.
  * `names` (the configured terms: "Police and Crime Commissioner") are taken
  * out before scoring, so the organisation's own name is not read as negative.
  */
-export function toneOf(text: string, names: readonly string[] = []): { tone: Tone; score: number } {
-  let t = text;
-  for (const n of names) t = t.replace(termPattern(n, 'giu'), ' ');
-  const engine = nlp();
-  const score = Number(engine.readDoc(t).out(engine.its.sentiment));
-  if (!Number.isFinite(score) || score === 0) return { tone: 'no_signal', score: 0 };
-  if (score >= THRESHOLD) return { tone: 'positive', score };
-  if (score <= -THRESHOLD) return { tone: 'negative', score };
-  return { tone: 'neutral', score };
+export function toneScorer(): Promise<ToneOf> {
+  loading ??= (async () => {
+    const [{ default: winkNLP }, { default: model }] = await Promise.all([import('wink-nlp'), import('wink-eng-lite-web-model')]);
+    const nlp = winkNLP(model);
+    return (text: string, names: readonly string[] = []) => {
+      let t = text;
+      for (const n of names) t = t.replace(termPattern(n, 'giu'), ' ');
+      const score = Number(nlp.readDoc(t).out(nlp.its.sentiment));
+      if (!Number.isFinite(score) || score === 0) return { tone: 'no_signal' as const, score: 0 };
+      if (score >= THRESHOLD) return { tone: 'positive' as const, score };
+      if (score <= -THRESHOLD) return { tone: 'negative' as const, score };
+      return { tone: 'neutral' as const, score };
+    };
+  })();
+  return loading;
 }
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
