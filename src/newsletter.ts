@@ -21,8 +21,6 @@ import type { Scheduler } from './scheduler.js';
  * that was cancelled.
  */
 
-export const NEWSLETTER_QUEUE = 'newsletter';
-export const NEWSLETTER_SCHEDULER_ID = 'newsletter-monthly';
 export const NEWSLETTER_AUTHOR = 'newsletter-run';
 
 export interface NewsletterDeps {

@@ -235,8 +235,9 @@ describe('the weekly job', () => {
           const job = await queue.add('digest', {});
           const deadline = Date.now() + 15_000;
           for (;;) {
-            const j = await queue.getJob(job.id!);
-            if (j && (await j.isCompleted())) {
+            if (await (await queue.getJob(job.id!))?.isCompleted()) {
+              // Read again: a job object fetched just before it completed has no return value yet.
+              const j = (await queue.getJob(job.id!))!;
               results.push(j.returnvalue);
               break;
             }

@@ -5,8 +5,8 @@ import { publishRelease } from '../channels/press/store.js';
 import type { Config } from '../src/config.js';
 import { findCampaign } from '../src/domain/campaigns.js';
 import { UserError } from '../src/errors.js';
-import { monthOf, NEWSLETTER_QUEUE, runNewsletter, templatePath as templatePathOf, type NewsletterDeps } from '../src/newsletter.js';
-import { newsletterJob } from '../workers/schedules.js';
+import { monthOf, runNewsletter, templatePath as templatePathOf, type NewsletterDeps } from '../src/newsletter.js';
+import { NEWSLETTER_QUEUE, newsletterJob } from '../workers/schedules.js';
 import { testConfig, silentLogger } from './helpers/context.js';
 import { startCrier, type TestCrier } from './helpers/crier.js';
 import { runCli } from './helpers/cli-run.js';
@@ -148,8 +148,9 @@ describe('newsletter run', () => {
         const job = await queue.add('newsletter', {}, { attempts: 3, backoff: { type: 'fixed', delay: 20 } });
         const deadline = Date.now() + 15_000;
         for (;;) {
-          const j = await queue.getJob(job.id!);
-          if (j && (await j.isCompleted())) {
+          if (await (await queue.getJob(job.id!))?.isCompleted()) {
+            // Read again: a job object fetched just before it completed has no return value yet.
+            const j = (await queue.getJob(job.id!))!;
             const value = j.returnvalue as { campaign: string; missing: string };
             expect(value.missing).toContain('HTTP 404');
             expect(j.attemptsMade).toBe(3);

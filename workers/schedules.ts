@@ -4,10 +4,12 @@ import type { Logger } from '../src/log.js';
 import type { RedisHandle } from '../src/redis/connection.js';
 import { RECURRING_QUEUE, runSeries, type RecurringDeps, type SeriesJobData } from '../src/recurring.js';
 import { Scheduler } from '../src/scheduler.js';
-import { fetchFeed, FeedUnavailable } from '../src/domain/website-feed.js';
-import { weekBefore } from '../src/digest/model.js';
-import { sendDigest, type DigestDeps } from '../src/digest/send.js';
-import { monthOf, NEWSLETTER_QUEUE, NEWSLETTER_SCHEDULER_ID, runNewsletter, type NewsletterDeps } from '../src/newsletter.js';
+// The digest and newsletter code (resvg, rss-parser, …) is loaded when their first job runs, not by every CLI command.
+import type { DigestDeps } from '../src/digest/send.js';
+import type { NewsletterDeps } from '../src/newsletter.js';
+
+export const NEWSLETTER_QUEUE = 'newsletter';
+export const NEWSLETTER_SCHEDULER_ID = 'newsletter-monthly';
 
 /**
  * Workers for what runs on Crier's own clock, each fed by BullMQ job
@@ -98,6 +100,8 @@ export async function registerSchedules(config: Config, queues: string[], queue:
  * the newsletter with what it has and names what is missing.
  */
 export async function newsletterJob(job: Job, deps: NewsletterDeps): Promise<{ campaign: string; month: string; missing: string }> {
+  const { monthOf, runNewsletter } = await import('../src/newsletter.js');
+  const { fetchFeed, FeedUnavailable } = await import('../src/domain/website-feed.js');
   const { config } = deps;
   const attempts = job.opts.attempts ?? 1;
   const last = job.attemptsMade + 1 >= attempts;
@@ -122,6 +126,8 @@ export async function newsletterJob(job: Job, deps: NewsletterDeps): Promise<{ c
  * the mail server did not take; a transient failure fails the job to retry.
  */
 export async function digestJob(job: Job, deps: DigestDeps): Promise<{ week: string; sent: number; skipped: number; failed: number }> {
+  const { weekBefore } = await import('../src/digest/model.js');
+  const { sendDigest } = await import('../src/digest/send.js');
   const week = weekBefore(occurrenceOf(job, deps.now()), deps.config.timezone);
   const r = await sendDigest(deps, week);
   const retry = r.failed.filter((f) => f.transient);

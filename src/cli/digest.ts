@@ -2,9 +2,6 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { parsePeriod } from '../domain/periods.js';
-import { composeDigest, sendDigest } from '../digest/send.js';
-import { weekBefore } from '../digest/model.js';
-import { previewHtml } from '../digest/render.js';
 import { DependencyError, UserError } from '../errors.js';
 import { withContext } from './context.js';
 
@@ -20,6 +17,8 @@ export function registerDigestCommand(program: Command): void {
     .action(async (opts: { week?: string; preview?: string; send?: boolean; force?: boolean }) => {
       if (Boolean(opts.preview) === Boolean(opts.send)) throw new UserError('give either --preview FILE.html or --send', 'CRIER_ERR_INPUT', { field: opts.preview ? '--send' : '--preview' });
       if (opts.force && !opts.send) throw new UserError('--force only goes with --send', 'CRIER_ERR_INPUT', { field: '--force' });
+      // Loaded here, not at start-up: other commands need not pay for resvg.
+      const [{ composeDigest, sendDigest }, { weekBefore }, { previewHtml }] = await Promise.all([import('../digest/send.js'), import('../digest/model.js'), import('../digest/render.js')]);
       await withContext(async (ctx) => {
         const zone = ctx.config.timezone;
         const week = opts.week ? parsePeriod(opts.week, zone, { field: '--week' }, 'week') : weekBefore(new Date(), zone);

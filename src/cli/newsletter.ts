@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { runNewsletter } from '../newsletter.js';
 import { formatLocal } from '../time.js';
 import { withScheduler } from './campaign.js';
 
@@ -11,6 +10,7 @@ export function registerNewsletterCommands(program: Command): void {
     .option('--month <YYYY-MM>', "the newsletter's month (default: this month)")
     .description('draft the newsletter from the website feed and the press releases since the last run; prints the campaign id last')
     .action(async (opts: { month?: string }) => {
+      const { runNewsletter } = await import('../newsletter.js');
       await withScheduler(async (ctx, scheduler) => {
         const zone = ctx.config.timezone;
         const r = await runNewsletter({ config: ctx.config, redis: ctx.redis.redis, scheduler, log: ctx.log, now: () => new Date() }, { month: opts.month, actor: ctx.config.user });
