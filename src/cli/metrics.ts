@@ -67,7 +67,7 @@ async function status(ctx: CliContext, json: boolean): Promise<void> {
   }
   for (const r of rows) {
     ctx.out(`${String(r.source)}: ${String(r.state)}`);
-    ctx.out(`  schedule:     ${String(r.cron)} (${zone}); next run ${when(r.next_run_at as string | undefined, zone)}`);
+    ctx.out(`  schedule:     ${String(r.cron)} (${zone}); next run ${r.next_run_at ? when(r.next_run_at as string, zone) : 'none'}`);
     const ok = r.last_success_at as string | undefined;
     ctx.out(`  last success: ${when(ok, zone)}${ok ? ` (${String(r.last_success_observations)} observations)` : ''}`);
     const bad = r.last_failure_at as string | undefined;
