@@ -31,7 +31,9 @@ export const contentSchema = z
     text: z
       .string({ error: 'text is required' })
       .refine((t) => t.trim().length > 0, { message: 'text is empty' })
-      .refine((t) => [...t.trim()].length <= SMS_MAX_CHARACTERS, { message: `GOV.UK Notify sends at most ${SMS_MAX_CHARACTERS} characters in a text` }),
+      .refine((t) => [...t.trim()].length <= SMS_MAX_CHARACTERS, { message: `GOV.UK Notify sends at most ${SMS_MAX_CHARACTERS} characters in a text` })
+      // One text for everyone keeps the segment count (and the cost) what preview shows.
+      .refine((t) => !/\{\{\s*name\s*\}\}/i.test(t), { message: 'a text is sent as written to everyone: {{name}} is not filled in here' }),
   })
   .strict();
 

@@ -50,6 +50,7 @@ describe('SMS content', () => {
     expect(issuesOf(contentSchema, { text: 'Hi' })[0]).toMatch(/^list: list is required/);
     expect(issuesOf(contentSchema, { list: 'texts', text: 'x'.repeat(919) })[0]).toMatch(/at most 918 characters/);
     expect(issuesOf(contentSchema, { list: 'texts', text: 'Hi', subject: 'x' })[0]).toMatch(/subject/);
+    expect(issuesOf(contentSchema, { list: 'texts', text: 'Hi {{name}}' })[0]).toMatch(/^text: a text is sent as written to everyone/);
   });
 });
 
