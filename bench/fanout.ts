@@ -1,133 +1,86 @@
-import nodemailer from 'nodemailer';
-import SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
-import { composeEmail } from '../channels/email/message.js';
+import { fork } from 'node:child_process';
+import path from 'node:path';
+import { Redis } from 'ioredis';
 import type { Config } from '../src/config.js';
 import { importSubscribers } from '../src/domain/audience.js';
-import { parseCampaign } from '../src/domain/campaign-file.js';
-import { findCampaign } from '../src/domain/campaigns.js';
 import { createLogger } from '../src/log.js';
 import { connectRedis } from '../src/redis/connection.js';
-import { Scheduler } from '../src/scheduler.js';
-import { formatLocal } from '../src/time.js';
-import { startWorkers } from '../workers/index.js';
-import { arg, benchConfig, forceNoDelay, mb, sampleRss, startCountingSink, startRedis, writeAudienceCsv, type CountingSink } from './lib.js';
+import { describeRuns, runCrier, type Run } from './crier-run.js';
+import { arg, benchConfig, startRedis, writeAudienceCsv } from './lib.js';
+import { cpuOfPid, cpuOfRedis, crierEnv, median, nodeArgs, startSinkProcess, type SinkProcess } from './procs.js';
 
 /**
- * Crier's end-to-end email throughput against a bare pooled nodemailer loop
- * sending the same messages to the same local SMTP sink in the same run.
+ * Crier's email fan-out against a bare pooled nodemailer loop, measured fairly:
+ * the SMTP sink, the baseline and Crier (a `crier worker` process) each run in
+ * a process of their own; baseline and Crier alternate for --rounds rounds;
+ * medians with their spread; CPU per message counts every process involved
+ * (the sender, the sink and redis-server).
  *
- *   npm run bench:fanout -- --n 100000
+ *   npm run build && node dist/bench/fanout.js [--n 20000] [--rounds 3] [--sink-delay-ms 0] [--concurrency 10]
  *
- * Crier's email channel opens its SMTP sockets with TCP_NODELAY; a bare
- * nodemailer pool does not, and then waits ~40 ms per message on Nagle's
- * algorithm. For a fair comparison the benchmark turns Nagle off on every
- * socket of the process (forceNoDelay), the baseline's included.
+ * Baseline: timed from the moment its loop starts to the sink's last message.
+ * Crier: timed from the campaign's send_at to the sink's last message (the
+ * worker is started before, so its start-up is not counted; planning is).
  */
-
-const SUBJECT = 'Your {{name}} newsletter';
-const BODY = `# Hello {{name}}
-
-This month the team held **twelve** community meetings across the county and
-answered 340 questions about roads, burglary and rural crime.
-
-- New patrols in [Rugby](https://example.org/rugby)
-- Grants: applications open until the end of the month
-- Consultation: *have your say* on the police and crime plan
-
-Thank you for reading.
-`;
 
 const log = createLogger('silent');
 
-/** The pool Crier's email channel builds for this config (same size, same messages per connection). */
-function pooledTransport(config: Config) {
-  const { concurrency } = config.channelSettings('email');
-  return nodemailer.createTransport(new SMTPPool({ pool: true, url: config.smtpUrl, maxConnections: Math.max(1, Math.min(concurrency, 10)), maxMessages: 100 }));
-}
-
-async function baseline(config: Config, sink: CountingSink, n: number): Promise<number> {
-  const smtp = pooledTransport(config);
-  const window = 2 * Math.max(1, Math.min(config.channelSettings('email').concurrency, 10));
-  const start0 = sink.count;
-  const t0 = performance.now();
-  let next = 0;
-  const lane = async () => {
-    while (next < n) {
-      const i = next++;
-      const recipient = { id: `b${i}`, email: `reader${i}@example.org`, name: `Reader ${i}`, area: 'Rugby', topics: ['roads'] };
-      const mail = composeEmail(config, { subject: SUBJECT, markdown: BODY, list: 'newsletter', campaignId: 'baseline', key: `baseline:email:b${i}`, recipient, now: new Date() });
-      await smtp.sendMail(mail);
-    }
+async function runBaseline(config: Config, sink: SinkProcess, stats: Redis, n: number): Promise<Run> {
+  await sink.reset();
+  const sink0 = cpuOfPid(sink.pid);
+  const redis0 = await cpuOfRedis(stats);
+  const child = fork(path.join(import.meta.dirname, 'baseline-main.js'), [], { env: crierEnv(config, { BASELINE_N: String(n) }), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: nodeArgs() });
+  const done = await new Promise<{ startedAt: number; cpu: NodeJS.CpuUsage }>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`baseline exited (${code}) before it finished`)));
+    child.on('message', (m: { type: string; startedAt: number; cpu: NodeJS.CpuUsage }) => {
+      if (m.type === 'done') resolve(m);
+    });
+  });
+  child.removeAllListeners('exit');
+  const s = await sink.waitFor(n);
+  const run: Run = {
+    secs: (s.lastAt - done.startedAt) / 1000,
+    peakRss: 0,
+    cpu: { sender: (done.cpu.user + done.cpu.system) / n, sink: (cpuOfPid(sink.pid) - sink0) / n, redis: ((await cpuOfRedis(stats)) - redis0) / n },
   };
-  await Promise.all(Array.from({ length: window }, lane));
-  const secs = (performance.now() - t0) / 1000;
-  smtp.close();
-  if (sink.count - start0 !== n) throw new Error(`baseline: sink got ${sink.count - start0}, expected ${n}`);
-  return secs;
-}
-
-async function crier(config: Config, sink: CountingSink, n: number): Promise<{ secs: number; importSecs: number }> {
-  const handle = await connectRedis(config, log);
-  const csv = writeAudienceCsv(config.dataDir, n);
-  const ti = performance.now();
-  const imported = await importSubscribers(handle.redis, config.redis_prefix, csv, 'newsletter', { rejectsDir: config.dataDir });
-  const importSecs = (performance.now() - ti) / 1000;
-  if (imported.imported !== n) throw new Error(`import: ${JSON.stringify(imported)}`);
-
-  const pool = startWorkers({ config, handle, log, queues: ['campaigns', 'deliver-email'] });
-  const scheduler = new Scheduler(config, handle, log);
-  const at = new Date();
-  const yaml = [
-    'title: Bench newsletter',
-    'kind: newsletter',
-    `send_at: ${formatLocal(at, config.timezone)}`,
-    'channels:',
-    `  email: { list: newsletter, subject: ${JSON.stringify(SUBJECT)}, body: ${JSON.stringify(BODY)} }`,
-  ].join('\n');
-  const start0 = sink.count;
-  const t0 = performance.now();
-  const c = await scheduler.create(parseCampaign(yaml, 'bench.yaml', config, { now: at }), { actor: 'bench' });
-  let status = '';
-  for (;;) {
-    status = (await findCampaign(handle.redis, config.redis_prefix, c.id))?.status ?? 'missing';
-    if (!['scheduled', 'sending'].includes(status)) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const secs = (performance.now() - t0) / 1000;
-  await pool.close();
-  await scheduler.close();
-  await handle.close();
-  if (status !== 'sent') throw new Error(`campaign ended ${status}`);
-  if (sink.count - start0 !== n) throw new Error(`crier: sink got ${sink.count - start0}, expected ${n}`);
-  return { secs, importSecs };
+  await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(null)));
+  if (s.count !== n) throw new Error(`baseline: sink got ${s.count}, expected ${n}`);
+  return run;
 }
 
 async function main(): Promise<void> {
-  const n = arg('n', 100_000);
-  forceNoDelay();
+  const n = arg('n', 20_000);
+  const rounds = arg('rounds', 3);
+  const delayMs = process.argv.includes('--sink-delay-ms') ? arg('sink-delay-ms', 1) : 0;
+  const concurrency = arg('concurrency', 10);
   const redis = await startRedis();
-  const sink = await startCountingSink();
-  const rss = sampleRss();
+  const sink = await startSinkProcess({ delayMs });
+  const stats = new Redis(redis.url);
   try {
-    const concurrency0 = arg('concurrency', 10);
-    const config = benchConfig({ REDIS_URL: redis.url, SMTP_URL: sink.url }, `channels:\n  email:\n    concurrency: ${concurrency0}\n`);
-    const { concurrency } = config.channelSettings('email');
-    console.log(`fan-out benchmark: ${n} recipients, email concurrency ${concurrency}, batch_size ${config.batch_size}, sink and redis on 127.0.0.1, TCP_NODELAY on every socket`);
-    const cpu0 = process.cpuUsage();
-    const b = await baseline(config, sink, n);
-    const cpuB = process.cpuUsage(cpu0);
-    const bytes = sink.bytes / n;
-    console.log(`baseline (pooled nodemailer loop): ${n} in ${b.toFixed(1)} s = ${(n / b).toFixed(0)} msg/s (avg message ${(bytes / 1024).toFixed(1)} KiB)`);
-    const cpu1 = process.cpuUsage();
-    const r = await crier(config, sink, n);
-    const cpuC = process.cpuUsage(cpu1);
-    console.log(`crier (import ${r.importSecs.toFixed(1)} s, not timed) create → sent: ${n} in ${r.secs.toFixed(1)} s = ${(n / r.secs).toFixed(0)} msg/s`);
-    const perMsg = (u: NodeJS.CpuUsage) => `${((u.user + u.system) / n).toFixed(0)} µs`;
-    console.log(`CPU of this process per message (sink included): baseline ${perMsg(cpuB)}, crier ${perMsg(cpuC)} (import included)`);
-    console.log(`ratio crier/baseline: ${(b / r.secs).toFixed(2)}x (target >= 0.8x); peak RSS ${mb(rss.stop())}`);
+    const config = benchConfig({ REDIS_URL: redis.url, SMTP_URL: sink.url }, `channels:\n  email:\n    concurrency: ${concurrency}\n`);
+    const handle = await connectRedis(config, log);
+    const imported = await importSubscribers(handle.redis, config.redis_prefix, writeAudienceCsv(config.dataDir, n), 'newsletter', { rejectsDir: config.dataDir });
+    if (imported.imported !== n) throw new Error(`import: ${JSON.stringify(imported)}`);
+    console.log(`fan-out: ${n} recipients, ${rounds} alternating rounds, email concurrency ${concurrency}, sink ${delayMs ? `answering after ${delayMs} ms` : 'answering at once'} (own process), redis-server with AOF`);
+    const base: Run[] = [];
+    const crier: Run[] = [];
+    for (let i = 0; i < rounds; i++) {
+      // Alternate which goes first, so neither always runs on a warmer machine.
+      const order = i % 2 === 0 ? (['baseline', 'crier'] as const) : (['crier', 'baseline'] as const);
+      for (const who of order) {
+        const r = who === 'baseline' ? await runBaseline(config, sink, stats, n) : await runCrier(config, handle, sink, stats, n, String(i));
+        (who === 'baseline' ? base : crier).push(r);
+        console.log(`  round ${i + 1} ${who.padEnd(8)} ${(n / r.secs).toFixed(0).padStart(6)} msg/s  (${r.secs.toFixed(2)} s, CPU ${(r.cpu.sender + r.cpu.sink + r.cpu.redis).toFixed(0)} µs/msg)`);
+      }
+    }
+    console.log(describeRuns('baseline (bare pooled nodemailer loop)', base, n));
+    console.log(describeRuns('crier    (crier worker, send_at → last message)', crier, n));
+    const ratios = crier.map((c, i) => base[i]!.secs / c.secs);
+    console.log(`ratio crier/baseline: ${(median(base.map((r) => r.secs)) / median(crier.map((r) => r.secs))).toFixed(2)}x (per round ${ratios.map((r) => r.toFixed(2)).join(', ')}; target >= 0.95x)`);
+    await handle.close();
   } finally {
-    rss.stop();
-    await sink.close();
+    stats.disconnect();
+    await sink.stop();
     await redis.stop();
   }
 }

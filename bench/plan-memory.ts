@@ -1,5 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Config } from '../src/config.js';
@@ -11,8 +10,8 @@ import { connectRedis, type RedisHandle } from '../src/redis/connection.js';
 import { Scheduler, deliverQueueName } from '../src/scheduler.js';
 import { formatLocal } from '../src/time.js';
 import { arg, benchConfig, mb, startRedis } from './lib.js';
+import { CLI, crierEnv, median, memoryOf, spread } from './procs.js';
 
-const CLI = path.resolve(import.meta.dirname, '../src/cli/main.js');
 
 /**
  * Peak RSS of the process that plans a campaign to a 1,000,000-recipient list
@@ -58,13 +57,6 @@ async function seedAudience(handle: RedisHandle, prefix: string, list: string, n
   await handle.redis.multi().set(k.seq, n).sadd(k.lists, list).exec();
 }
 
-/** VmRSS and VmHWM (the kernel's own peak) of a process, in bytes. */
-function memoryOf(pid: number): { rss: number; hwm: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
-  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-}
-
 /** `crier worker --queues campaigns` as its own process: what is measured is only a Crier that plans. */
 function spawnPlanner(config: Config): Promise<ChildProcess> {
   const env: NodeJS.ProcessEnv = {
@@ -87,46 +79,92 @@ function spawnPlanner(config: Config): Promise<ChildProcess> {
   });
 }
 
-async function main(): Promise<void> {
-  const n = arg('n', 1_000_000);
-  const redis = await startRedis();
-  let planner: ChildProcess | undefined;
-  try {
-    const config = benchConfig({ REDIS_URL: redis.url });
-    const prefix = config.redis_prefix;
-    const handle = await connectRedis(config, log);
-    const t0 = performance.now();
-    await seedAudience(handle, prefix, 'everyone', n);
-    console.log(`plan-memory benchmark: ${n} subscribers written in ${((performance.now() - t0) / 1000).toFixed(1)} s; batch_size ${config.batch_size}`);
+interface PlanRun {
+  secs: number;
+  peakRss: number;
+}
 
-    planner = await spawnPlanner(config);
-    const pid = planner.pid!;
-    const idle = memoryOf(pid).rss;
-    let peak = idle;
-    const timer = setInterval(() => {
-      peak = Math.max(peak, memoryOf(pid).rss);
-    }, 100);
-    const scheduler = new Scheduler(config, handle, log);
+/** The hand-rolled baseline (bench/plan-baseline-main.ts) in its own process. */
+async function planBaseline(config: Config, n: number): Promise<PlanRun> {
+  const child = fork(path.join(import.meta.dirname, 'plan-baseline-main.js'), [], { env: crierEnv(config, { PLAN_LIST: 'everyone' }), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let peak = 0;
+  const timer = setInterval(() => {
+    try {
+      peak = Math.max(peak, memoryOf(child.pid!).hwm);
+    } catch {
+      // exited between two samples
+    }
+  }, 100);
+  const done = await new Promise<{ secs: number; recipients: number }>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`baseline exited (${code})`)));
+    child.on('message', (m: { type: string; secs: number; recipients: number }) => {
+      if (m.type !== 'done') return;
+      try {
+        peak = Math.max(peak, memoryOf(child.pid!).hwm);
+      } catch {
+        // gone already
+      }
+      resolve(m);
+    });
+  });
+  clearInterval(timer);
+  child.removeAllListeners('exit');
+  if (done.recipients !== n) throw new Error(`baseline read ${done.recipients}, expected ${n}`);
+  return { secs: done.secs, peakRss: peak };
+}
+
+/** Crier: a fresh `crier worker --queues campaigns` plans one campaign to the whole list. */
+async function planCrier(config: Config, handle: RedisHandle, n: number, round: number): Promise<PlanRun> {
+  const prefix = config.redis_prefix;
+  const planner = await spawnPlanner(config);
+  const pid = planner.pid!;
+  const scheduler = new Scheduler(config, handle, log);
+  try {
     const at = new Date();
-    const yaml = `title: Million\nkind: newsletter\nsend_at: ${formatLocal(at, config.timezone)}\nchannels:\n  email: { list: everyone, subject: "Hello {{name}}", body: "News." }\n`;
+    const yaml = `title: Million ${round}\nkind: newsletter\nsend_at: ${formatLocal(at, config.timezone)}\nchannels:\n  email: { list: everyone, subject: "Hello {{name}}", body: "News." }\n`;
     const tp = performance.now();
     const c = await scheduler.create(parseCampaign(yaml, 'bench.yaml', config, { now: at }), { actor: 'bench' });
     const counts = campaignKeys(prefix, c.id).counts;
-    while ((await handle.redis.hget(counts, 'email:planned')) !== '1') await new Promise((r) => setTimeout(r, 100));
+    while ((await handle.redis.hget(counts, 'email:planned')) !== '1') await new Promise((r) => setTimeout(r, 50));
     const secs = (performance.now() - tp) / 1000;
-    clearInterval(timer);
-    const { rss, hwm } = memoryOf(pid);
-    peak = Math.max(peak, rss);
+    const { hwm } = memoryOf(pid);
     const total = Number(await handle.redis.hget(counts, 'email:total'));
-    const jobs = await scheduler.queue(deliverQueueName('email')).getJobCountByTypes('waiting', 'delayed', 'prioritized');
-    await scheduler.close();
-    await handle.close();
     if (total !== n) throw new Error(`planned ${total} recipients, expected ${n}`);
-    console.log(`planned ${total} recipients into ${jobs} delivery jobs in ${secs.toFixed(1)} s (${(total / secs).toFixed(0)} recipients/s)`);
-    console.log(`planner process RSS: idle ${mb(idle)}, peak sampled every 100 ms ${mb(peak)}, kernel high-water mark ${mb(hwm)} (target < 300 MB)`);
+    await scheduler.queue(deliverQueueName('email')).obliterate({ force: true });
+    return { secs, peakRss: hwm };
   } finally {
-    planner?.removeAllListeners('exit');
-    planner?.kill('SIGKILL');
+    await scheduler.close();
+    planner.removeAllListeners('exit');
+    planner.kill('SIGKILL');
+  }
+}
+
+async function main(): Promise<void> {
+  const n = arg('n', 1_000_000);
+  const rounds = arg('rounds', 3);
+  const redis = await startRedis();
+  try {
+    const config = benchConfig({ REDIS_URL: redis.url });
+    const handle = await connectRedis(config, log);
+    const t0 = performance.now();
+    await seedAudience(handle, config.redis_prefix, 'everyone', n);
+    console.log(`planning: ${n} subscribers written in ${((performance.now() - t0) / 1000).toFixed(1)} s; batch_size ${config.batch_size}; ${rounds} alternating rounds`);
+    const base: PlanRun[] = [];
+    const crier: PlanRun[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const order = i % 2 === 0 ? (['baseline', 'crier'] as const) : (['crier', 'baseline'] as const);
+      for (const who of order) {
+        const r = who === 'baseline' ? await planBaseline(config, n) : await planCrier(config, handle, n, i);
+        (who === 'baseline' ? base : crier).push(r);
+        console.log(`  round ${i + 1} ${who.padEnd(8)} ${r.secs.toFixed(1)} s (${(n / r.secs).toFixed(0)} recipients/s), process peak RSS ${mb(r.peakRss)}`);
+      }
+    }
+    const secs = (xs: PlanRun[]) => spread(xs.map((r) => r.secs), (x) => `${x.toFixed(1)} s`);
+    console.log(`baseline (page through the list, addBulk jobs with ids): ${secs(base)}`);
+    console.log(`crier (plan worker: filter, batches, delivery jobs): ${secs(crier)}; planner peak RSS ${mb(Math.max(...crier.map((r) => r.peakRss)))} (VmHWM)`);
+    console.log(`ratio crier/baseline: ${(median(base.map((r) => r.secs)) / median(crier.map((r) => r.secs))).toFixed(2)}x (target >= 0.8x)`);
+    await handle.close();
+  } finally {
     await redis.stop();
   }
 }

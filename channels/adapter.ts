@@ -6,10 +6,11 @@ import type { Logger } from 'pino';
  * one recipient) into one message on its network.
  *
  * Errors decide what the deliver worker does:
- *  - TransientError     → retry with exponential backoff
+ *  - TransientError     → retry this delivery with exponential backoff (its own tries)
  *  - RateLimitedError   → pause this channel's queue until `resetAt`; not a failure
  *  - PermanentError     → fail now, record the reason, no retry
  *  - NeedsReauthError   → fail now and surface "reconnect account"
+ *  - LoginFailedError   → pause the channel (not a failure): its deliveries wait until a login works
  * Any other thrown error is treated as transient.
  */
 
@@ -20,6 +21,8 @@ export interface Recipient {
   name: string;
   area: string;
   topics: string[];
+  /** Mobile number in E.164, when the subscriber gave one (SMS). */
+  phone?: string;
 }
 
 /** The channel's part of the campaign file, validated by the adapter's schema. */
@@ -35,6 +38,8 @@ export interface Delivery {
   recipient?: Recipient;
   /** Stable per delivery: adapters pass it on as an idempotency key where the network supports one. */
   key: string;
+  /** Image bytes stored with the campaign, by sha256 (see channels/images.ts). */
+  media?: ReadonlyMap<string, Buffer>;
 }
 
 export interface SendContext {
@@ -70,10 +75,15 @@ export interface ChannelAdapter {
   send(delivery: Delivery, ctx: SendContext): Promise<SendResult>;
   /** Checks credentials/connection; throws a ChannelError when unusable. */
   verify(): Promise<void>;
+  /**
+   * True when a refused login (LoginFailedError) pauses the channel rather than failing its
+   * deliveries (SMTP): the worker then verifies it at start and, while paused, every minute.
+   */
+  readonly pausesOnLoginFailure?: boolean;
   close(): Promise<void>;
 }
 
-export type ChannelErrorKind = 'transient' | 'rate_limited' | 'permanent' | 'needs_reauth';
+export type ChannelErrorKind = 'transient' | 'rate_limited' | 'permanent' | 'needs_reauth' | 'login_failed';
 
 export abstract class ChannelError extends Error {
   abstract readonly kind: ChannelErrorKind;
@@ -82,6 +92,16 @@ export abstract class ChannelError extends Error {
 export class TransientError extends ChannelError {
   readonly kind = 'transient' as const;
   override name = 'TransientError';
+  /**
+   * True when the network itself could not be reached (connection refused, timed out): the next
+   * message would fail the same way, so the worker stops the batch there instead of spending
+   * every recipient's tries on one outage.
+   */
+  readonly unreachable: boolean;
+  constructor(message: string, opts: { unreachable?: boolean } = {}) {
+    super(message);
+    this.unreachable = opts.unreachable ?? false;
+  }
 }
 
 export class PermanentError extends ChannelError {
@@ -95,6 +115,12 @@ export class NeedsReauthError extends ChannelError {
   constructor(message: string) {
     super(`reconnect account: ${message}`);
   }
+}
+
+/** The server refused our login (SMTP 535): every delivery would fail the same way until someone fixes it. */
+export class LoginFailedError extends ChannelError {
+  readonly kind = 'login_failed' as const;
+  override name = 'LoginFailedError';
 }
 
 export class RateLimitedError extends ChannelError {
@@ -113,4 +139,6 @@ export interface AudienceSelector {
   list?: string;
   areas?: string[];
   topics?: string[];
+  /** Only subscribers who gave a mobile number (SMS). */
+  withPhone?: boolean;
 }

@@ -1,9 +1,13 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-/** Keeps a campaign id or recipient id from escaping the outbox directory. */
+/**
+ * The one filename sanitiser for everything Crier writes under a directory
+ * (outbox, previews): keeps a campaign id or recipient id from escaping it or
+ * hiding as a dot-file, and keeps the name short enough for any filesystem.
+ */
 export function safeFileName(part: string): string {
-  return part.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '_');
+  return part.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '_').slice(0, 120) || '_';
 }
 
 /**

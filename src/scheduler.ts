@@ -3,21 +3,41 @@ import type { ChannelSettings, Config } from './config.js';
 import { UserError } from './errors.js';
 import type { Logger } from './log.js';
 import type { RedisHandle } from './redis/connection.js';
+import { reconcileSending } from './reconcile.js';
 import { appendAudit, type AuditDetail } from './domain/audit.js';
 import type { CampaignDraft } from './domain/campaign-file.js';
+import { holdingWindows, windowKey } from './domain/purdah.js';
 import {
   approveCampaign,
   campaignKeys,
   cancelCampaign,
   getCampaign,
   listCampaigns,
+  releaseCampaign,
   rescheduleCampaign,
   retryFailed,
   saveNewCampaign,
   type Campaign,
+  type NewCampaignOptions,
 } from './domain/campaigns.js';
 
 export const CAMPAIGN_QUEUE = 'campaigns';
+
+/** Why a campaign in this state cannot be approved (APPROVE checks again, atomically). */
+function refuseApprovalFor(c: Campaign): void {
+  if (c.status === 'awaiting_approval' || (c.status === 'held' && c.essential)) return;
+  const why: Partial<Record<Campaign['status'], string>> = {
+    scheduled: c.approvedBy ? `it was already approved by ${c.approvedBy} and is scheduled` : 'it is scheduled and needs no approval (its kind is not in approval.kinds)',
+    held: 'it is held by the pre-election period and not marked essential: true; reschedule it after the period instead',
+    cancelled: 'it is cancelled',
+    draft: 'it is a draft',
+    sending: 'it is being sent',
+    sent: 'it has been sent',
+    partially_failed: 'it has been sent (some deliveries failed: `crier campaign failures ID`)',
+    failed: 'it has been sent and failed (`crier campaign failures ID`)',
+  };
+  throw new UserError(`campaign ${c.id} cannot be approved: ${(why[c.status] ?? `it is ${c.status}`).replace('ID', c.id)}`, 'CRIER_ERR_STATE');
+}
 export const deliverQueueName = (channel: string): string => `deliver-${channel}`;
 export const planJobId = (id: string, version: number): string => `${id}:plan:v${version}`;
 
@@ -93,10 +113,10 @@ export class Scheduler {
     }
   }
 
-  async create(draft: CampaignDraft, opts: { actor: string; approve?: boolean }): Promise<Campaign> {
+  async create(draft: CampaignDraft, opts: { actor: string; approve?: boolean; requireApproval?: boolean } & NewCampaignOptions): Promise<Campaign> {
     // The author is whoever creates it (CRIER_USER), never a field of the file: no approving your own work.
     const author = opts.actor;
-    const needs = this.needsApproval(draft.kind);
+    const needs = opts.requireApproval ?? this.needsApproval(draft.kind);
     if (opts.approve && needs) {
       throw new UserError(
         `a ${draft.kind} campaign needs approval by someone other than its author (you, ${author}): create it without --approve, then another approver runs \`crier campaign approve ID\``,
@@ -105,7 +125,7 @@ export class Scheduler {
     }
     const status = needs ? 'awaiting_approval' : 'scheduled';
     const now = this.now();
-    const c = await saveNewCampaign(this.redis, this.config.redis_prefix, draft, status, author, now);
+    const c = await saveNewCampaign(this.redis, this.config.redis_prefix, draft, status, author, now, { id: opts.id, series: opts.series, note: opts.note });
     await this.audit(opts.actor, 'campaign.create', c.id, { title: c.title, kind: c.kind, status, send_at: c.sendAt.toISOString() });
     if (status === 'scheduled') await this.enqueue(c.id, c.version, c.sendAt);
     this.log.info({ campaignId: c.id, status }, 'campaign created');
@@ -114,12 +134,31 @@ export class Scheduler {
 
   async approve(id: string, actor: string): Promise<Campaign> {
     const c = await getCampaign(this.redis, this.config.redis_prefix, id);
+    // The state first: "you cannot approve your own campaign" is wrong news about one that needs no approval.
+    refuseApprovalFor(c);
     this.checkApprover(actor, c.author, id);
     const { version } = await approveCampaign(this.redis, this.config.redis_prefix, id, actor, this.now());
     await this.audit(actor, 'campaign.approve', id, { was: c.status });
     // Read send_at after the state change: a reschedule between our first read and APPROVE moved it.
     // (A reschedule after APPROVE bumps the version again and adds its own job; ours is then stale.)
     const after = await getCampaign(this.redis, this.config.redis_prefix, id);
+    await this.enqueue(id, version, after.sendAt);
+    return after;
+  }
+
+  /**
+   * Releases an essential campaign held by the pre-election period, for the
+   * windows that hold it now (a later window holds it again). Same rules as
+   * approval: an approver, not the author.
+   */
+  async release(id: string, actor: string): Promise<Campaign> {
+    const prefix = this.config.redis_prefix;
+    const c = await getCampaign(this.redis, prefix, id);
+    this.checkApprover(actor, c.author, id);
+    const windows = holdingWindows(this.config, c, this.now()).map((h) => windowKey(h.window));
+    const { version } = await releaseCampaign(this.redis, prefix, id, actor, windows, this.now());
+    await this.audit(actor, 'campaign.release', id, { was: c.status, windows: windows.join(', ') });
+    const after = await getCampaign(this.redis, prefix, id);
     await this.enqueue(id, version, after.sendAt);
     return after;
   }
@@ -150,8 +189,8 @@ export class Scheduler {
   async retry(id: string, actor: string): Promise<{ deliveries: number; channels: string[] }> {
     const prefix = this.config.redis_prefix;
     const c = await getCampaign(this.redis, prefix, id);
-    const { deliveries, retry, channels } = await retryFailed(this.redis, prefix, c, this.now());
-    await this.audit(actor, 'campaign.retry', id, { was: c.status, deliveries: String(deliveries) });
+    const { deliveries, retry, channels, replan } = await retryFailed(this.redis, prefix, c, this.now());
+    await this.audit(actor, 'campaign.retry', id, { was: c.status, deliveries });
     const k = campaignKeys(prefix, id);
     let cursor = '0';
     do {
@@ -169,8 +208,13 @@ export class Scheduler {
         jobs.push({ name: 'deliver', data, opts });
         byChannel.set(channel, jobs);
       }
-      for (const [channel, jobs] of byChannel) await this.queue(deliverQueueName(channel)).addBulk(jobs);
+      for (const [channel, jobs] of byChannel) {
+        await this.queue(deliverQueueName(channel)).addBulk(jobs);
+        // The batch's current job, for reconcile() to look at.
+        await this.redis.hset(k.jobs, Object.fromEntries(jobs.map((j) => [j.data.batch, j.opts.jobId!])));
+      }
     } while (cursor !== '0');
+    if (replan) await this.replan(c);
     return { deliveries, channels };
   }
 
@@ -196,13 +240,38 @@ export class Scheduler {
     }
   }
 
+  /** Runs the campaign's plan job again now (planning is idempotent): a failed one is retried, a lost one re-added. */
+  private async replan(c: Campaign): Promise<void> {
+    const job = await this.queue(CAMPAIGN_QUEUE).getJob(planJobId(c.id, c.version));
+    if (job && (await job.isFailed())) await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    else if (!job) await this.enqueue(c.id, c.version, this.now());
+  }
+
   /**
    * After a crash between a state change and its job (or a lost Redis write),
-   * every scheduled campaign gets its job back. Idempotent.
+   * every scheduled campaign gets its job back, and every sending campaign's
+   * lost or failed jobs are put right (reconcileSending). Idempotent; run at
+   * start and periodically.
    */
   async reconcile(): Promise<number> {
     let added = 0;
-    for (const c of await listCampaigns(this.redis, this.config.redis_prefix, 10_000)) {
+    const campaigns = await listCampaigns(this.redis, this.config.redis_prefix, 10_000);
+    await reconcileSending(
+      {
+        config: this.config,
+        redis: this.redis,
+        log: this.log,
+        queue: (name) => this.queue(name),
+        deliverQueueName,
+        campaignQueue: CAMPAIGN_QUEUE,
+        planJobId,
+        replan: (c) => this.replan(c),
+        deliverJobOptions: (channel, jobId) => deliverJobOptions(this.config.channelSettings(channel), jobId),
+        now: this.now,
+      },
+      campaigns,
+    );
+    for (const c of campaigns) {
       if (c.status !== 'scheduled') continue;
       const job = await this.queue(CAMPAIGN_QUEUE).getJob(planJobId(c.id, c.version));
       if (!job) {

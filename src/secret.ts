@@ -1,26 +1,26 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { withOverrides, type Config } from './config.js';
 import type { Logger } from './log.js';
+import type { RedisHandle } from './redis/connection.js';
 
 /**
- * CRIER_SECRET signs unsubscribe links and webhooks. A newcomer need not set
- * one: a random secret is made once in the data dir and reused, so links stay
- * valid across restarts.
+ * The secret every per-purpose key is derived from (src/keys.ts): unsubscribe
+ * links, webhook signatures, the suppression hash. CRIER_SECRET when set;
+ * otherwise one random secret generated once and kept in Redis, so every
+ * process on every machine sharing REDIS_URL agrees (a link signed by one
+ * worker is accepted by a server anywhere else). Set CRIER_SECRET in
+ * production: a secret kept beside the data it protects protects it less.
  */
-export function ensureSecret(config: Config, log: Logger): Config {
+export async function ensureSecret(config: Config, handle: RedisHandle, log: Logger): Promise<Config> {
   if (config.secret) return config;
-  const file = path.join(config.dataDir, 'secret');
-  if (!existsSync(file)) {
-    mkdirSync(config.dataDir, { recursive: true });
-    try {
-      writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
-      log.info({ file }, 'generated a signing secret (set CRIER_SECRET to choose your own)');
-    } catch (err) {
-      // another Crier process made it first: use theirs
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
+  const key = `${handle.prefix}:secret`;
+  let secret = await handle.redis.get(key);
+  if (!secret) {
+    // SET NX: when several processes start at once, the first one's secret is everyone's.
+    const made = await handle.redis.set(key, randomBytes(32).toString('hex'), 'NX');
+    if (made === 'OK') log.info('generated a secret and kept it in Redis (set CRIER_SECRET to choose your own)');
+    secret = await handle.redis.get(key);
   }
-  return withOverrides(config, { secret: readFileSync(file, 'utf8').trim() });
+  if (!secret) throw new Error(`the secret in Redis (${key}) vanished as it was made`);
+  return withOverrides(config, { secret });
 }

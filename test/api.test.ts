@@ -19,7 +19,7 @@ import { silentLogger, testConfig } from './helpers/context.js';
  */
 
 /** The only routes anyone may reach without signing in (the list). */
-const PUBLIC = [/^\/healthz$/, /^\/u\/:token$/, /^\/press\.(rss|atom)$/, /^\/press\/:slug$/, /^\/calendar\/:file$/, /^\/login$/, /^\/static\/\*$/];
+const PUBLIC = [/^\/$/, /^\/press$/, /^\/organisation\/logo$/, /^\/healthz$/, /^\/u\/:token$/, /^\/press\.(rss|atom)$/, /^\/press\/:slug$/, /^\/calendar\/:file$/, /^\/login$/, /^\/static\/\*$/];
 
 const PASSWORD = 'a long enough password';
 

@@ -116,7 +116,10 @@ describe('pre-election period (purdah)', () => {
 
     const err = await refused(c.scheduler.approve(created.id, 'bob'));
     expect(err.code).toBe('CRIER_ERR_STATE');
-    expect(err.message).toMatch(/not marked essential/);
+    expect(err.message).toMatch(/held by the pre-election period/);
+    const notEssential = await refused(c.scheduler.release(created.id, 'bob'));
+    expect(notEssential.code).toBe('CRIER_ERR_STATE');
+    expect(notEssential.message).toMatch(/not marked essential/);
     expect((await show(c, created.id)).status).toBe('held');
 
     const after = c.config.purdah[0]!.to.getTime() + HOUR;
@@ -137,8 +140,9 @@ describe('pre-election period (purdah)', () => {
     expect((await c.waitForStatus(created.id, ['held', ...FINAL])).status).toBe('held');
     expect((await show(c, created.id)).reason).toMatch(/PCC election/);
 
-    expect((await refused(c.scheduler.approve(created.id, 'alice'))).code).toBe('CRIER_ERR_FORBIDDEN');
-    expect((await c.scheduler.approve(created.id, 'bob')).status).toBe('scheduled');
+    expect((await refused(c.scheduler.release(created.id, 'alice'))).code).toBe('CRIER_ERR_FORBIDDEN');
+    expect((await refused(c.scheduler.approve(created.id, 'bob'))).code).toBe('CRIER_ERR_STATE');
+    expect((await c.scheduler.release(created.id, 'bob')).status).toBe('scheduled');
     const done = await c.waitForStatus(created.id, FINAL);
     expect(done.status).toBe('sent');
     expect(done.counts.twitter).toEqual({ sent: 1, failed: 0, pending: 0, skipped: 0 });
@@ -148,11 +152,27 @@ describe('pre-election period (purdah)', () => {
     expect(steps).toEqual([
       ['campaign.create', 'alice'],
       ['campaign.hold', 'scheduler'],
-      ['campaign.approve', 'bob'],
+      ['campaign.release', 'bob'],
       ['campaign.send', 'worker'],
     ]);
     expect(String(audit[1]!.detail.reason)).toMatch(/PCC election/);
+    expect(String(audit[2]!.detail.windows)).toBe(`${c.config.purdah[0]!.from.toISOString()}/${c.config.purdah[0]!.to.toISOString()}`);
+    expect((await show(c, created.id)).released_by).toBe('bob');
     expect(audit[3]!.detail.status).toBe('sent');
     expect(audit.every((e, i) => i === 0 || e.at >= audit[i - 1]!.at)).toBe(true);
+  });
+
+  it('an approval given before the window does not bypass the hold: only a release during the window does', async () => {
+    const c = await start(`approval: { kinds: [social] }\n${purdah()}`);
+    const created = await c.create(socialYaml('Essential but approved long ago', true), { actor: 'alice' });
+    expect(created.status).toBe('awaiting_approval');
+    // Approved (as if weeks ago) by an approver: that approval is for the content, not for the pre-election period.
+    expect((await c.scheduler.approve(created.id, 'bob')).status).toBe('scheduled');
+    const held = await c.waitForStatus(created.id, ['held', ...FINAL]);
+    expect(held.status).toBe('held');
+    expect(outbox(c)).toEqual([]);
+    expect((await c.scheduler.release(created.id, 'carol')).status).toBe('scheduled');
+    expect((await c.waitForStatus(created.id, FINAL)).status).toBe('sent');
+    expect(outbox(c)).toEqual([`${created.id}-twitter.json`]);
   });
 });

@@ -9,6 +9,7 @@ import { connectRedis, type RedisHandle } from '../src/redis/connection.js';
 import {
   countAudience,
   emailHash,
+  suppressionHash,
   exportList,
   findSubscriber,
   forgetSubscriber,
@@ -19,6 +20,7 @@ import {
   unsubscribe,
   type AudienceSelector,
 } from '../src/domain/audience.js';
+import { deriveKey } from '../src/keys.js';
 import { readAudit } from '../src/domain/audit.js';
 import { registerSubscriberCommands, runForget, runImport } from '../src/cli/subscribers.js';
 import { silentLogger, testConfig } from './helpers/context.js';
@@ -43,7 +45,7 @@ function csv(name: string, rows: string[]): string {
 }
 
 const imp = (file: string, list: string) =>
-  importSubscribers(handle.redis, handle.prefix, file, list, { rejectsDir: path.join(dir, 'rejects') });
+  importSubscribers(handle.redis, handle.prefix, file, list, { rejectsDir: path.join(dir, 'rejects'), suppressionKey: deriveKey(config.secret, 'suppression') });
 
 async function collect(selector: AudienceSelector, pageSize: number): Promise<string[][]> {
   const pages: string[][] = [];
@@ -127,7 +129,9 @@ describe('forget (GDPR erasure)', () => {
     expect(after).not.toContain('zebedee');
     expect(after).not.toContain('uniquename');
     expect(await handle.redis.exists(`${handle.prefix}:sub:${subscriberId('zed.personal@example.org')}`)).toBe(0);
-    expect(await handle.redis.sismember(`${handle.prefix}:suppressed`, emailHash('zed.personal@example.org'))).toBe(1);
+    // Keyed with the derived suppression key, so a copy of Redis cannot be tested against addresses.
+    expect(await handle.redis.sismember(`${handle.prefix}:suppressed`, suppressionHash('zed.personal@example.org', deriveKey(config.secret, 'suppression')))).toBe(1);
+    expect(await handle.redis.sismember(`${handle.prefix}:suppressed`, emailHash('zed.personal@example.org'))).toBe(0);
     for (const list of ['gdpr-a', 'gdpr-b']) {
       expect(await collect({ list }, 10)).toEqual([[subscriberId('kim@example.org')]]);
     }
@@ -277,7 +281,7 @@ describe('crier subscribers (commander wiring)', () => {
       process.env = saved;
     }
     expect(stdout.join('')).toMatch(
-      /^imported 1, updated 0, rejected 1\nemail,name,area,topics,status,consent_source,consent_at\ncli@example\.org,"Cli, User",Rugby,fraud,subscribed,import:cli\.csv,[^\n]+\nforgotten cli@example\.org\n$/,
+      /^imported 1, updated 0, rejected 1\nemail,name,area,topics,status,consent_source,consent_at\ncli@example\.org,"Cli, User",Rugby,fraud,subscribed,import:cli\.csv,[^\n]+\nREDIS_URL: old copies stay [^\n]+\nforgotten cli@example\.org\n$/,
     );
     expect(stderr.join('')).toMatch(/^warning: 1 row\(s\) rejected; rejects: .*cli-\d{8}T\d{9}Z\.rejects\.csv\n$/);
   });

@@ -111,13 +111,13 @@ describe('crier audit', () => {
     await handle.redis.xadd(`${prefix}:audit`, `${at}-0`, 'actor', 'alice', 'action', 'campaign.create', 'subject', 'c_abc123', 'detail', JSON.stringify({ title: 'March newsletter' }));
     const summer = Date.UTC(2026, 6, 1, 8, 0, 0);
     const entry = { id: `${summer}-0`, at: new Date(summer), actor: 'bob smith', action: 'campaign.send', subject: 'c_x', detail: { sent: 3, note: 'line1\nline2' } };
-    expect(formatAuditLine(entry, 'Europe/London')).toBe('2026-07-01 09:00:00  "bob smith"  campaign.send  c_x  sent=3 note="line1\\nline2"');
+    expect(formatAuditLine(entry, 'Europe/London')).toBe('2026-07-01 09:00:00 BST  "bob smith"  campaign.send  c_x  sent=3 note="line1\\nline2"');
 
     const lines: string[] = [];
     const redis = { ...handle, prefix };
     const n = await runAudit({ config, redis, out: (l) => lines.push(l) }, { since: '2026-11-23' });
     expect(n).toBe(1);
-    expect(lines).toEqual(['2026-11-23 10:31:05  alice  campaign.create  c_abc123  title="March newsletter"']);
+    expect(lines).toEqual(['2026-11-23 10:31:05 GMT  alice  campaign.create  c_abc123  title="March newsletter"']);
 
     const json: string[] = [];
     await runAudit({ config, redis, out: (l) => json.push(l) }, { json: true, limit: '5' });
@@ -150,7 +150,7 @@ describe('crier audit', () => {
       process.env = saved;
     }
     const out = written.join('');
-    expect(out).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} /);
-    expect(out.slice(19)).toBe('  dave  campaign.reschedule  c_9  at="2026-12-01 09:00"\n');
+    expect(out).toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} (GMT|BST) /);
+    expect(out.slice(23)).toBe('  dave  campaign.reschedule  c_9  at="2026-12-01 09:00"\n');
   });
 });

@@ -120,26 +120,42 @@ describe.skipIf(!executable)('browser-facing pages in headless Chromium', () => 
     await rig?.close();
   });
 
-  it('unsubscribe: GET shows a confirmation and changes nothing; the button unsubscribes that subscriber only', async () => {
+  it('unsubscribe: GET shows both choices and changes nothing; the first button takes that subscriber off this list only, the second off everything', async () => {
     const who = NEWS[0];
     const bystander = NEWS[1];
     const link = links.get(who)!;
+    const { redis } = r().crier.handle;
+    const key = `${r().crier.config.redis_prefix}:sub:${subscriberId(who)}`;
     const { context, page } = await newPage();
     try {
       const res = await page.goto(link);
       expect(res?.status()).toBe(200);
       expect(await page.title()).toBe('Unsubscribe');
-      expect(await page.locator('body').innerText()).toContain('Stop receiving emails from us?');
-      const button = page.getByRole('button', { name: 'Unsubscribe' });
-      expect(await button.isVisible()).toBe(true);
+      expect(await page.locator('body').innerText()).toContain('Stop receiving emails from the news list?');
+      const fromList = page.getByRole('button', { name: 'Unsubscribe from news' });
+      const fromAll = page.getByRole('button', { name: 'Unsubscribe from everything' });
+      expect(await fromList.isVisible()).toBe(true);
+      expect(await fromAll.isVisible()).toBe(true);
+      await page.screenshot({ path: path.join(r().crier.config.dataDir, 'unsubscribe-page.png'), fullPage: true });
       // Mail scanners follow links: opening the page must not unsubscribe anyone.
       expect(await statusOf(who)).toBe('subscribed');
+      expect(await redis.hexists(key, 'unsub:news')).toBe(0);
 
-      const [posted] = await Promise.all([page.waitForResponse((x) => x.request().method() === 'POST' && x.url() === link), button.click()]);
+      const [posted] = await Promise.all([page.waitForResponse((x) => x.request().method() === 'POST' && x.url() === link), fromList.click()]);
       expect(posted.status()).toBe(200);
       await page.getByRole('heading', { name: 'Unsubscribed' }).waitFor();
-      expect(await page.locator('body').innerText()).toMatch(/you are unsubscribed/i);
+      expect(await page.locator('body').innerText()).toMatch(/you are unsubscribed from the news list/i);
+      await page.screenshot({ path: path.join(r().crier.config.dataDir, 'unsubscribed-page.png'), fullPage: true });
+      // Off the news list only: the subscriber stays subscribed to any other list.
+      expect(await redis.hexists(key, 'unsub:news')).toBe(1);
+      expect(await statusOf(who)).toBe('subscribed');
+      expect(await statusOf(bystander)).toBe('subscribed');
 
+      // The result page still offers "from everything".
+      const again = page.getByRole('button', { name: 'Unsubscribe from everything' });
+      const [second] = await Promise.all([page.waitForResponse((x) => x.request().method() === 'POST' && x.url() === link), again.click()]);
+      expect(second.status()).toBe(200);
+      await page.getByText(/unsubscribed from every list/i).waitFor();
       expect(await statusOf(who)).toBe('unsubscribed');
       expect(await statusOf(bystander)).toBe('subscribed');
     } finally {
@@ -152,17 +168,18 @@ describe.skipIf(!executable)('browser-facing pages in headless Chromium', () => 
     const before = await statuses();
     const target = links.get(NEWS[2])!;
     const token = target.slice(target.lastIndexOf('/') + 1);
-    const [idPart, macPart] = token.split('.') as [string, string];
+    const [idPart, listPart, macPart] = token.split('.') as [string, string, string];
     const other = links.get(NEWS[1])!;
     const otherMac = other.slice(other.lastIndexOf('.') + 1);
     const mid = Math.floor(macPart.length / 2);
-    const altered = `${idPart}.${macPart.slice(0, mid)}${macPart[mid] === 'A' ? 'B' : 'A'}${macPart.slice(mid + 1)}`;
+    const altered = `${idPart}.${listPart}.${macPart.slice(0, mid)}${macPart[mid] === 'A' ? 'B' : 'A'}${macPart.slice(mid + 1)}`;
     const id = subscriberId(NEWS[2]);
     const alteredId = `${id.slice(0, -1)}${id.endsWith('0') ? '1' : '0'}`;
     const bad = [
       altered, // one character of the MAC changed
-      `${idPart}.${otherMac}`, // this subscriber's id, someone else's MAC
-      `${Buffer.from(alteredId, 'utf8').toString('base64url')}.${macPart}`, // another subscriber id, this MAC
+      `${idPart}.${listPart}.${otherMac}`, // this subscriber's id, someone else's MAC
+      `${Buffer.from(alteredId, 'utf8').toString('base64url')}.${listPart}.${macPart}`, // another subscriber id, this MAC
+      `${idPart}..${macPart}`, // the list removed (would mean "everything")
       'not-a-token',
     ];
     const { context, page } = await newPage();
@@ -199,7 +216,7 @@ describe.skipIf(!executable)('browser-facing pages in headless Chromium', () => 
       const article = page.locator('article');
       expect(await article.isVisible()).toBe(true);
       expect(await article.innerText()).toContain('The hub in Rugby opens on Monday with extended hours for residents.');
-      expect(await article.locator('strong').innerText()).toBe('extended hours');
+      expect(await article.locator('strong', { hasText: 'extended hours' }).count()).toBe(1);
 
       const rss = page.locator('head link[rel="alternate"][type="application/rss+xml"]');
       expect(await rss.count()).toBe(1);

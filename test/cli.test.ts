@@ -167,6 +167,18 @@ describe.concurrent('crier CLI', () => {
     expectUserError(await crier(['campaign', 'cancel', c.id], env), `campaign ${c.id} is cancelled`);
     expect((await local.show(c.id)).status).toBe('cancelled');
   });
+
+  it('campaign release: refused unless held; an approver other than the author releases a held essential campaign', async () => {
+    const c = await local.create(social('Essential notice').replace('kind: social\n', 'kind: social\nessential: true\n'));
+    expectUserError(await crier(['campaign', 'release', c.id], { ...env, CRIER_USER: 'bob' }), 'only a campaign held by the pre-election period can be released');
+    // As the planner leaves it when a pre-election window holds it.
+    await local.handle.redis.hset(`${config.redis_prefix}:campaign:${c.id}`, 'status', 'held', 'reason', 'PCC election');
+    expectUserError(await crier(['campaign', 'release', c.id], env), 'needs approval by someone else');
+    const r = await crier(['campaign', 'release', c.id], { ...env, CRIER_USER: 'bob' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`released ${c.id} by bob: scheduled`);
+    expect(await local.show(c.id)).toMatchObject({ status: 'scheduled', releasedBy: 'bob' });
+  });
 });
 
 describe('crier start', () => {
@@ -192,7 +204,7 @@ describe('crier start', () => {
     await new Promise<void>((r) => receiver!.listen(0, '127.0.0.1', r));
     const hook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
     const cfg = testConfig();
-    child = spawn(process.execPath, [mainJs, 'start'], { cwd: cfg.dataDir, env: envFor(cfg, { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' }) });
+    child = spawn(process.execPath, [mainJs, 'start'], { cwd: cfg.dataDir, env: envFor(cfg, { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', CRIER_SECRET: cfg.secret }) });
     let log = '';
     child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
     child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
@@ -200,6 +212,7 @@ describe('crier start', () => {
     for (const deadline = Date.now() + 30_000; !log.includes('crier is running'); await sleep(25)) {
       if (Date.now() > deadline || child.exitCode !== null) throw new Error(`crier start did not come up: ${log}`);
     }
+    // The same Crier as the child: same secret (a campaign's webhook url is stored sealed with it).
     const other = await startCrier(cfg, { workers: false });
     try {
       const yaml = `title: Drain\nkind: social\nsend_at: ${londonIn(3_600_000)}\nchannels:\n  webhook: { text: "drain", url: "${hook}" }\n`;

@@ -124,5 +124,12 @@ describe('X collector', () => {
     const x = rows.find((row) => row.source === 'x')!;
     expect(Date.now() - Date.parse(x.last_success_at!)).toBeLessThan(60_000);
     expect(rows.find((row) => row.source === 'mastodon')?.state).toMatch(/not configured/);
+    const text = await runCrier(config, ['metrics', 'status'], twitterEnv(fake.url, creds));
+    expect(text.stdout).toMatch(/^x: not scheduled yet/m);
+    expect(text.stdout).toMatch(/^ {2}schedule: {5}10 \*\/6 \* \* \* \(Europe\/London\); next run none$/m);
+    expect(text.stdout).toMatch(/^ {2}last success: \d{4}-\d\d-\d\d \d\d:\d\d \(\d+ observations\)$/m);
+    // The earlier 429 of this file is the last failure, with its reason.
+    expect(text.stdout).toMatch(/^ {2}last failure: \d{4}-\d\d-\d\d \d\d:\d\d: X rate limit/m);
+    expect(text.stdout).toMatch(/^mastodon: not configured: needs MASTODON_URL and MASTODON_TOKEN$/m);
   }, 60_000);
 });

@@ -6,7 +6,9 @@ import { ChannelError, NeedsReauthError, PermanentError, TransientError, type Ch
 import { channelDefinition, channelNames } from '../channels/registry.js';
 import { createTwitterAdapter } from '../channels/twitter/index.js';
 import type { Config } from '../src/config.js';
+import { facebookEnv, startFakeGraphApi } from './fakes/graph-api.js';
 import { startFakeMastodonApi } from './fakes/mastodon-api.js';
+import { notifyEnv, startFakeNotifyApi } from './fakes/notify-api.js';
 import { startFakeXApi, twitterEnv } from './fakes/x-api.js';
 import { silentLogger, testConfig } from './helpers/context.js';
 import { startSmtpSink } from './helpers/smtp-sink.js';
@@ -142,9 +144,41 @@ const fixtures: Record<string, Fixture> = {
     marker: 'Conformance webhook text',
     live: webhookEndpoint,
   },
+  facebook: {
+    content: { text: 'Conformance post on Facebook', link: 'https://example.org/news' },
+    audience: false,
+    marker: 'Conformance post on Facebook',
+    async live() {
+      const fake = await startFakeGraphApi();
+      return {
+        env: facebookEnv(fake),
+        failTransient: () => fake.failNext(2, { path: '/feed', status: 500, message: 'An unexpected error has occurred. Please retry your request later.' }),
+        failPermanent: () => fake.failNext(368, { path: '/feed', message: 'The action attempted has been deemed abusive or is otherwise disallowed' }),
+        failAuth: () => fake.failNext(190, { path: '/feed' }),
+        accepted: () => fake.posts.length,
+        close: () => fake.close(),
+      };
+    },
+  },
+  sms: {
+    content: { list: 'texts', text: 'Conformance text message' },
+    audience: true,
+    marker: 'Conformance text message',
+    async live() {
+      const fake = await startFakeNotifyApi();
+      return {
+        env: notifyEnv(fake),
+        failTransient: () => fake.failNext(500),
+        failPermanent: () => fake.failNext(400, { error: 'ValidationError', message: 'phone_number Not a UK mobile number' }),
+        failAuth: () => fake.failNext(403),
+        accepted: () => fake.texts.length,
+        close: () => fake.close(),
+      };
+    },
+  },
 };
 
-const recipient: Recipient = { id: 'sub1', email: 'reader@example.org', name: 'Sam Reader', area: 'Rugby', topics: ['burglary'] };
+const recipient: Recipient = { id: 'sub1', email: 'reader@example.org', name: 'Sam Reader', area: 'Rugby', topics: ['burglary'], phone: '+447911123456' };
 const ctx = { log: silentLogger(), now: () => new Date() };
 let sends = 0;
 

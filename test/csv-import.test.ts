@@ -133,9 +133,9 @@ describe('importSubscribers: CSV shapes', () => {
     expect((await findSubscriber(handle.redis, handle.prefix, 'obrien@example.org'))?.name).toBe('Seán O’Brien');
   });
 
-  it('rejects bad rows with line and reason, keeps the good ones, de-duplicates', async () => {
+  it('rejects bad rows with line and reason, keeps the good ones, reports a duplicate address', async () => {
     const r = await load('bad-rows.csv', 'bad-rows');
-    expect(r).toMatchObject({ imported: 2, updated: 1, rejected: 6, suppressed: 0 });
+    expect(r).toMatchObject({ imported: 2, updated: 0, rejected: 7, suppressed: 0 });
     expect(path.dirname(r.rejectsFile as string)).toBe(rejectsDir);
     expect(path.basename(r.rejectsFile as string)).toMatch(/^bad-rows-20261120T100000000Z\.rejects\.csv$/);
     const lines = readFileSync(r.rejectsFile as string, 'utf8').trim().split('\n');
@@ -148,10 +148,11 @@ describe('importSubscribers: CSV shapes', () => {
       '6,topics longer than 500 characters (509)',
       '7,"missing column ""area"""',
       '8,missing email',
+      '9,duplicate address: already on line 2 of this file',
     ]);
-    // the later duplicate (different case, padded) updated the first row
+    // the later duplicate (different case, padded) is reported, and the first row stands
     const good = await findSubscriber(handle.redis, handle.prefix, 'good@example.org');
-    expect(good).toMatchObject({ name: 'Good Again', area: 'Nuneaton', topics: ['fraud'] });
+    expect(good).toMatchObject({ name: 'Good', area: 'Rugby', topics: ['burglary'] });
     expect(await findSubscriber(handle.redis, handle.prefix, 'longname@example.org')).toBeNull();
   });
 

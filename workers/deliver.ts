@@ -1,15 +1,18 @@
-import type { Job } from 'bullmq';
+import { DelayedError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { ChannelError, RateLimitedError, type ChannelAdapter, type Delivery, type Recipient } from '../channels/adapter.js';
+import { ChannelError, LoginFailedError, RateLimitedError, TransientError, type ChannelAdapter, type Delivery, type Recipient } from '../channels/adapter.js';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
-import { audienceKeys, emailHash, getRecipients } from '../src/domain/audience.js';
+import { channelDefinition } from '../channels/registry.js';
+import { audienceKeys, getRecipients, listOptOutField, suppressionHashes } from '../src/domain/audience.js';
+import { deriveKey } from '../src/keys.js';
 import { MARK, MAY_SEND } from '../src/domain/campaign-scripts.js';
-import { campaignKeys, findCampaign, type Campaign } from '../src/domain/campaigns.js';
+import { campaignKeys, campaignMedia, findCampaign, holdSending, type Campaign } from '../src/domain/campaigns.js';
 import { appendAudit } from '../src/domain/audit.js';
 import { redisProgress } from '../src/domain/progress.js';
 import { runScript } from '../src/redis/scripts.js';
 import type { DeliverJobData } from '../src/scheduler.js';
+import { holdReason } from '../src/domain/purdah.js';
 
 /**
  * A delivery job: one batch of one channel of one campaign. Each recipient is
@@ -21,13 +24,16 @@ import type { DeliverJobData } from '../src/scheduler.js';
 export interface DeliverDeps {
   config: Config;
   redis: Redis;
-  log: Logger;
   adapter: ChannelAdapter;
   now(): Date;
-  /** Waits for the channel's messages-per-second budget. */
-  throttle(): Promise<void>;
+  /** The channel's logger: `channel` is already bound. */
+  log: Logger;
+  /** Waits for the channel's messages-per-second budget; true when it had to wait. */
+  throttle(): Promise<boolean>;
   /** Pauses the channel's queue until the network's reset time. */
   pauseUntil(resetAt: Date): Promise<void>;
+  /** Pauses the channel's queue until its login works again (shown with the reason). */
+  pauseChannel(reason: string): Promise<void>;
   /** Special deliveries that are not a message (press publishing). */
   special?: Record<string, (c: Campaign, deps: DeliverDeps) => Promise<void>>;
 }
@@ -40,7 +46,11 @@ export class PausedForRateLimit extends Error {}
 /** The next recipient whose MAY_SEND verdict a MARK should fetch in the same round trip. */
 interface NextCheck {
   id: string;
+  /** Keyed suppression hash, and the unkeyed one older versions wrote. */
   emailHash: string;
+  legacyHash: string;
+  /** The subscriber-hash field of an unsubscribe from the channel's list ('' = none). */
+  optOut: string;
 }
 
 /**
@@ -54,67 +64,103 @@ export async function markOutcome(redis: Redis, prefix: string, c: Campaign, cha
   if (next) {
     const ak = audienceKeys(prefix);
     keys.push(ak.sub(next.id), ak.suppressed);
-    args.push(next.emailHash);
+    args.push(next.emailHash, next.optOut, next.legacyHash);
   }
   const [finished, verdict] = await runScript<[string, string]>(redis, MARK, keys, args);
   if (finished) await appendAudit(redis, prefix, { actor: 'worker', action: 'campaign.send', subject: c.id, detail: { status: finished } });
   return verdict;
 }
 
-export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverDeps): Promise<void> {
+/**
+ * A batch job is worked in passes. A transient failure costs only that recipient
+ * one of its tries (channels.<ch>.attempts); the pass goes on with the others
+ * (or stops, when the network itself is unreachable), and the job comes back
+ * after the backoff for what is left, without spending a try of the job's own.
+ */
+export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverDeps, token?: string): Promise<void> {
   const { config, redis } = deps;
   const prefix = config.redis_prefix;
   const { campaignId, channel, batch } = job.data;
   const k = campaignKeys(prefix, campaignId);
   const c = await findCampaign(redis, prefix, campaignId);
   if (!c || c.status !== 'sending') return; // cancelled (or gone): send nothing more
-  const log = deps.log.child({ campaignId, channel, batch });
+  // deps.log already names the channel (workers/index.ts): binding it again would print the key twice.
+  const log = deps.log.child({ campaignId, batch });
   const ids = ((await redis.hget(k.batches, batch)) ?? '').split(',').filter(Boolean);
   const done = ids.length > 0 ? await redis.smismember(k.done(channel), ...ids) : [];
   const todo = ids.filter((_, i) => done[i] !== 1);
   if (todo.length === 0) return;
-  const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+  const settings = deps.config.channelSettings(channel);
+  let deferred = 0; // the most tries any recipient deferred in this pass has used
   const content = c.channels[channel] ?? {};
+  const media = await campaignMedia(redis, prefix, campaignId, content);
   // The batch's names and addresses in one round trip. Just before each send the
   // subscription and the campaign's status are read again (MAY_SEND); after the
   // first recipient that read rides on the previous recipient's MARK, so each
   // recipient costs one Redis round trip besides its send.
   const audience = todo.filter((id) => !deps.special?.[id] && id !== '-');
   const details = new Map<string, Recipient | null>();
-  (await getRecipients(redis, prefix, audience)).forEach((r, i) => details.set(audience[i]!, r));
+  const suppressionKey = deriveKey(config.secret, 'suppression');
+  (await getRecipients(redis, prefix, audience, suppressionKey)).forEach((r, i) => details.set(audience[i]!, r));
   const ak = audienceKeys(prefix);
+  // Unsubscribing from this channel's list (the link in its messages) stops it at once too.
+  const list = channelDefinition(channel)?.audience?.(content).list;
+  const optOut = list ? listOptOutField(list) : '';
+  const hashes = (email: string) => suppressionHashes(email, suppressionKey);
   const checkFor = (i: number): NextCheck | undefined => {
     const id = todo[i];
     const r = id === undefined ? null : details.get(id);
-    return id !== undefined && r ? { id, emailHash: emailHash(r.email) } : undefined;
+    if (id === undefined || !r) return undefined;
+    const { keyed, legacy } = hashes(r.email);
+    return { id, emailHash: keyed, legacyHash: legacy, optOut };
   };
   let prefetched = ''; // todo[i]'s verdict, fetched by the previous MARK ('' = not fetched)
   const mark = async (i: number, outcome: Outcome, reason: string, networkId = '') => {
     const next = checkFor(i + 1);
     prefetched = await markOutcome(redis, prefix, c, channel, todo[i]!, outcome, reason, deps.now(), networkId, next);
   };
+  const later = async (): Promise<never> => {
+    const delay = settings.backoff_ms * 2 ** Math.min(deferred - 1, 20);
+    log.info({ deferred, delayMs: delay }, 'transient failures: the rest of the batch is tried again later');
+    await job.moveToDelayed(Date.now() + delay, token);
+    throw new DelayedError();
+  };
   for (const [i, id] of todo.entries()) {
     const special = deps.special?.[id];
-    const ahead = prefetched;
+    let ahead = prefetched;
     prefetched = '';
+    let waited = false;
+    if (!special) {
+      // Everything is checked after the wait for the channel's rate, right before the transport call:
+      // a verdict read before the wait is stale, and the pre-election period may have begun meanwhile.
+      waited = await deps.throttle();
+      if (waited) ahead = '';
+      const hold = holdReason(deps.config, c, deps.now());
+      if (hold) {
+        if (await holdSending(redis, prefix, campaignId, hold, deps.now())) {
+          log.warn({ reason: hold }, 'campaign held in the middle of its send');
+          await appendAudit(redis, prefix, { actor: 'worker', action: 'campaign.hold', subject: campaignId, detail: { reason: hold } });
+        }
+        return;
+      }
+    }
     let recipient: Recipient | undefined;
     if (!special && id !== '-') {
       const r = details.get(id) ?? null;
       let verdict = 'skip';
-      if (r) verdict = ahead || (await runScript<string>(redis, MAY_SEND, [k.hash, ak.sub(id), ak.suppressed], [emailHash(r.email)]));
+      if (r) verdict = ahead || (await runScript<string>(redis, MAY_SEND, [k.hash, ak.sub(id), ak.suppressed], [hashes(r.email).keyed, optOut, hashes(r.email).legacy]));
       if (verdict === 'stop') return;
       if (verdict === 'skip' || !r) {
         await mark(i, 'skipped', 'unsubscribed');
         continue;
       }
       recipient = r;
-    } else if (i > 0 && (await redis.hget(k.hash, 'status')) !== 'sending') return;
-    const delivery: Delivery = { campaignId, campaignTitle: c.title, kind: c.kind, channel, content, recipient, key: `${campaignId}:${channel}:${id}` };
+    } else if ((i > 0 || waited) && (await redis.hget(k.hash, 'status')) !== 'sending') return;
+    const delivery: Delivery = { campaignId, campaignTitle: c.title, kind: c.kind, channel, content, recipient, key: `${campaignId}:${channel}:${id}`, media };
     try {
       let networkId = '';
       if (special) await special(c, deps);
       else {
-        await deps.throttle();
         // Post ids (X, Mastodon) and message ids are what the collectors look up later.
         const progress = redisProgress(redis, prefix, delivery.key);
         networkId = (await deps.adapter.send(delivery, { log, now: deps.now, progress })).id ?? '';
@@ -127,15 +173,25 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
         await deps.pauseUntil(err.resetAt);
         throw new PausedForRateLimit(e.message);
       }
+      if (err instanceof LoginFailedError && deps.adapter.pausesOnLoginFailure) {
+        // Every recipient would fail the same way (and a relay locks an account after a few): wait for a fix.
+        log.error({ reason: e.message }, 'login refused: pausing channel');
+        await deps.pauseChannel(e.message);
+        await job.moveToDelayed(Date.now() + 1000, token);
+        throw new DelayedError();
+      }
       const permanent = err instanceof ChannelError && err.kind !== 'transient';
-      if (permanent || lastAttempt) {
-        const reason = permanent ? e.message : `gave up after ${job.attemptsMade + 1} ${job.attemptsMade === 0 ? 'try' : 'tries'}: ${e.message}`;
+      const tries = permanent ? 0 : await redis.hincrby(k.tries, `${channel}:${id}`, 1);
+      if (permanent || tries >= settings.attempts) {
+        const reason = permanent ? e.message : `gave up after ${tries} ${tries === 1 ? 'try' : 'tries'}: ${e.message}`;
         log.warn({ recipient: id, reason }, 'delivery failed');
         await mark(i, 'failed', reason);
         continue;
       }
-      log.info({ recipient: id, err: e.message }, 'transient failure: will retry');
-      throw e;
+      log.info({ recipient: id, tries, err: e.message }, 'transient failure: will retry');
+      deferred = Math.max(deferred, tries);
+      if (err instanceof TransientError && err.unreachable) return later();
     }
   }
+  if (deferred > 0) await later();
 }

@@ -7,12 +7,15 @@ import type { RedisHandle } from '../src/redis/connection.js';
 import { CAMPAIGN_QUEUE, deliverQueueName, type CampaignJobData, type DeliverJobData } from '../src/scheduler.js';
 import { PausedForRateLimit, processDeliverJob, type DeliverDeps } from './deliver.js';
 import { processCampaignJob } from './plan.js';
+import { onDeliverJobFailed, onPlanJobFailed } from './failsafe.js';
+import { guardChannel, type ChannelGuard } from './channel-guard.js';
 import { specialDeliveries } from './specials.js';
 import { COLLECT_QUEUE, startCollectWorker, type CollectWorker } from './collect/worker.js';
+import { SCHEDULE_QUEUES, startScheduleWorkers } from './schedules.js';
 
 /** The queue names a worker process can serve: `campaigns`, `deliver-<channel>` and `collect`. */
 export function allQueueNames(): string[] {
-  return [CAMPAIGN_QUEUE, ...channelNames().map(deliverQueueName), COLLECT_QUEUE];
+  return [CAMPAIGN_QUEUE, ...channelNames().map(deliverQueueName), COLLECT_QUEUE, ...SCHEDULE_QUEUES];
 }
 
 export interface WorkerPool {
@@ -47,16 +50,21 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
     let q = queues.get(name);
     if (!q) {
       q = new Queue(name, { connection: handle.options, prefix });
+      q.on('error', (err) => log.debug({ queue: name, err: err.message }, 'queue connection error'));
       queues.set(name, q);
     }
     return q;
   };
   const adapters: ChannelAdapter[] = [];
   const workers: Worker[] = [];
+  const guards: ChannelGuard[] = [];
   const collectors: CollectWorker[] = [];
   // A killed worker's active jobs are retried once their lock lapses and the stalled check runs.
   const lock = { lockDuration: config.worker_lock_ms, stalledInterval: config.worker_lock_ms };
   const onError = (name: string) => (err: Error) => log.warn({ queue: name, err: err.message }, 'worker error');
+  // Recurring campaigns, the newsletter run and the digest: job-scheduler queues (workers/schedules.ts).
+  const schedules = startScheduleWorkers({ config, handle, log, now, queues: wanted.filter((q) => SCHEDULE_QUEUES.includes(q)), lock });
+  workers.push(...schedules.workers);
 
   for (const name of wanted) {
     if (!known.has(name)) throw new Error(`unknown queue ${name}`);
@@ -64,6 +72,7 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
       collectors.push(startCollectWorker({ config, handle, log, now: opts.now }));
       continue;
     }
+    if (SCHEDULE_QUEUES.includes(name)) continue;
     if (name === CAMPAIGN_QUEUE) {
       const w = new Worker<CampaignJobData>(
         name,
@@ -71,7 +80,7 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
         { connection: handle.options, prefix, concurrency: 5, ...lock },
       );
       w.on('error', onError(name));
-      w.on('failed', (job, err) => log.error({ campaignId: job?.data.id, err: err.message }, 'campaign job failed'));
+      w.on('failed', onPlanJobFailed(handle.redis, prefix, log));
       workers.push(w);
       continue;
     }
@@ -79,6 +88,8 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
     const settings = config.channelSettings(channel);
     const adapter = (opts.adapters?.[channel] ?? channelDefinition(channel)!.create)(config);
     adapters.push(adapter);
+    const guard = guardChannel({ channel, adapter, queue: queue(name), redis: handle.redis, prefix, log });
+    guards.push(guard);
     const deps: DeliverDeps = {
       config,
       redis: handle.redis,
@@ -87,13 +98,14 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
       now,
       throttle: throttle(handle, `${prefix}:rate:${channel}`, settings.rate_per_second),
       pauseUntil: async (resetAt) => queue(name).rateLimit(Math.max(1000, resetAt.getTime() - Date.now())),
+      pauseChannel: (reason) => guard.pause(reason),
       special: specialDeliveries(config, handle),
     };
     const w = new Worker<DeliverJobData>(
       name,
-      async (job: Job<DeliverJobData>) => {
+      async (job: Job<DeliverJobData>, token?: string) => {
         try {
-          await processDeliverJob(job, deps);
+          await processDeliverJob(job, deps, token);
         } catch (err) {
           // The queue is paused until the reset; hand the job back without counting a try.
           if (err instanceof PausedForRateLimit) throw Worker.RateLimitError();
@@ -105,13 +117,16 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
       { connection: handle.options, prefix, concurrency: settings.concurrency, limiter: { max: 1_000_000, duration: 1000 }, ...lock },
     );
     w.on('error', onError(name));
+    w.on('failed', onDeliverJobFailed(handle.redis, prefix, log));
     workers.push(w);
   }
   log.info({ queues: wanted }, 'workers started');
   return {
     workers,
     async close() {
+      for (const g of guards) g.stop();
       await Promise.all([...workers.map((w) => w.close()), ...collectors.map((c) => c.close())]);
+      await schedules.close();
       await Promise.all(adapters.map((a) => a.close().catch(() => undefined)));
       await Promise.all([...queues.values()].map((q) => q.close()));
     },
@@ -122,14 +137,14 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
  * A fixed one-second window shared by every worker process through Redis:
  * at most `perSecond` messages start in any second.
  */
-function throttle(handle: RedisHandle, key: string, perSecond: number): () => Promise<void> {
-  if (perSecond <= 0) return async () => undefined;
+function throttle(handle: RedisHandle, key: string, perSecond: number): () => Promise<boolean> {
+  if (perSecond <= 0) return async () => false;
   return async () => {
-    for (;;) {
+    for (let waited = false; ; waited = true) {
       const second = Math.floor(Date.now() / 1000);
       const k = `${key}:${second}`;
       const [[, n]] = (await handle.redis.multi().incr(k).expire(k, 5).exec()) as [[null, number], [null, number]];
-      if (n <= perSecond) return;
+      if (n <= perSecond) return waited;
       await sleep((second + 1) * 1000 - Date.now() + 1);
     }
   };

@@ -5,9 +5,11 @@ import type { AudienceSelector } from '../channels/adapter.js';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { appendAudit } from '../src/domain/audit.js';
-import { audienceFilter, audienceKeys } from '../src/domain/audience.js';
+import { audienceFilter, audienceKeys, listOptOutField } from '../src/domain/audience.js';
 import { ADD_BATCH, PLANNED } from '../src/domain/campaign-scripts.js';
 import { beginSending, campaignKeys, findCampaign, type Campaign } from '../src/domain/campaigns.js';
+import { channelStartsAt } from '../src/domain/embargo.js';
+import { holdReason } from '../src/domain/purdah.js';
 import { runScript } from '../src/redis/scripts.js';
 import { deliverJobOptions, type CampaignJobData, type DeliverJobData } from '../src/scheduler.js';
 
@@ -31,11 +33,6 @@ export interface PlanDeps {
   now(): Date;
 }
 
-export function purdahReason(config: Config, at: Date): string {
-  const w = config.purdah.find((p) => at >= p.from && at < p.to);
-  return w ? `${w.reason} (${w.from.toISOString()} – ${w.to.toISOString()}); held until released by an approver (essential campaigns) or rescheduled` : '';
-}
-
 export async function processCampaignJob(job: Job<CampaignJobData>, deps: PlanDeps): Promise<string> {
   const { config, redis, log } = deps;
   const prefix = config.redis_prefix;
@@ -43,7 +40,7 @@ export async function processCampaignJob(job: Job<CampaignJobData>, deps: PlanDe
   const c = await findCampaign(redis, prefix, id);
   if (!c) return 'missing';
   const now = deps.now();
-  const hold = c.essential && c.approvedBy ? '' : purdahReason(config, now);
+  const hold = holdReason(config, c, now);
   const outcome = await beginSending(redis, prefix, id, version, hold, now);
   const clog = log.child({ campaignId: id });
   if (outcome === 'held') {
@@ -68,7 +65,9 @@ async function planChannel(c: Campaign, channel: string, deps: PlanDeps): Promis
   const def = channelDefinition(channel);
   const settings = config.channelSettings(channel);
   const queue = deps.deliverQueue(channel);
-  const register = async (batch: string, ids: string[], delay = 0) => {
+  // An embargo binds the whole campaign: public channels wait for it (src/domain/embargo.ts).
+  const startDelay = Math.max(0, channelStartsAt(c, channel).getTime() - deps.now().getTime());
+  const register = async (batch: string, ids: string[], delay = startDelay) => {
     await runScript(redis, ADD_BATCH, [k.hash, k.counts, k.batches], [channel, batch, ids.join(',')]);
     const data: DeliverJobData = { campaignId: c.id, channel, batch: `${channel}:${batch}` };
     await queue.add('deliver', data, deliverJobOptions(settings, `${c.id}:${channel}:${batch}`, delay));
@@ -96,7 +95,8 @@ async function planChannel(c: Campaign, channel: string, deps: PlanDeps): Promis
 
 /**
  * Batch n holds the audience members whose sequence number is in
- * (n·size, (n+1)·size], filtered by subscription status, area and topic.
+ * (n·size, (n+1)·size], filtered by subscription status, area and topic
+ * (and, for SMS, by having a mobile number).
  */
 export async function* audienceBatches(redis: Redis, prefix: string, selector: AudienceSelector, size: number): AsyncGenerator<{ batch: number; ids: string[] }> {
   const k = audienceKeys(prefix);
@@ -110,11 +110,11 @@ export async function* audienceBatches(redis: Redis, prefix: string, selector: A
     cursor = (batch + 1) * size;
     const members = await redis.zrangebyscore(key, batch * size + 1, cursor);
     const pipe = redis.pipeline();
-    for (const id of members) pipe.hmget(k.sub(id), 'status', 'area', 'topics');
+    for (const id of members) pipe.hmget(k.sub(id), 'status', 'area', 'topics', 'phone', selector.list ? listOptOutField(selector.list) : 'status');
     const rows = ((await pipe.exec()) ?? []).map(([, r]) => r as (string | null)[]);
     const ids = members.filter((_, i) => {
-      const [status, area, tops] = rows[i] ?? [];
-      return status === 'subscribed' && (!matches || matches(area ?? '', tops ?? ''));
+      const [status, area, tops, phone, optOut] = rows[i] ?? [];
+      return status === 'subscribed' && !(selector.list && optOut) && (!selector.withPhone || !!phone) && (!matches || matches(area ?? '', tops ?? ''));
     });
     if (ids.length > 0) yield { batch, ids };
   }

@@ -1,4 +1,5 @@
 import { markdownToHtml, markdownToText } from '../channels/email/markdown.js';
+import { parseNotes, releaseTail } from '../channels/press/release.js';
 import { publishRelease, slugify } from '../channels/press/store.js';
 import type { Config } from '../src/config.js';
 import type { Campaign } from '../src/domain/campaigns.js';
@@ -18,7 +19,8 @@ export function specialDeliveries(config: Config, handle: RedisHandle): Record<s
     async publish(c, deps) {
       const content = c.channels.press ?? {};
       const headline = String(content.headline ?? c.title);
-      const body = String(content.body ?? '');
+      // The published release ends as the emailed one does: ENDS, notes to editors, media enquiries.
+      const body = `${String(content.body ?? '')}${releaseTail(parseNotes(content.notes), config.org)}`;
       const embargo = typeof content.embargo_until_iso === 'string' ? new Date(content.embargo_until_iso) : undefined;
       const now = deps.now();
       const publishedAt = embargo && embargo > now ? embargo : now;

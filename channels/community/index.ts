@@ -6,6 +6,8 @@ import { PermanentError, RateLimitedError, TransientError, type ChannelAdapter, 
 import { createEmailSender, parseContent, requireBody, requireRecipient } from '../email/index.js';
 import { personaliseText, stripControl } from '../email/markdown.js';
 import { composeEmail } from '../email/message.js';
+import { safeFileName } from '../dry-run.js';
+import { parseRetryAfter } from '../retry-after.js';
 
 /**
  * Community alerts: targeted by area and topic (the planner picks the
@@ -63,14 +65,8 @@ export interface GatewayMessage {
   text: string;
 }
 
-function retryAfter(header: string | null, now: Date): Date {
-  const seconds = header ? Number(header) : NaN;
-  if (Number.isFinite(seconds) && seconds >= 0) return new Date(now.getTime() + seconds * 1000);
-  const at = header ? Date.parse(header) : NaN;
-  return Number.isFinite(at) ? new Date(at) : new Date(now.getTime() + 60_000);
-}
 
-async function postToGateway(url: string, message: GatewayMessage, key: string, now: Date): Promise<void> {
+export async function postToGateway(url: string, message: GatewayMessage, key: string, now: Date): Promise<void> {
   let res: Response;
   try {
     res = await fetch(url, {
@@ -85,7 +81,7 @@ async function postToGateway(url: string, message: GatewayMessage, key: string, 
   }
   const reply = (await res.text().catch(() => '')).slice(0, 300);
   if (res.ok) return;
-  if (res.status === 429) throw new RateLimitedError(`SMS gateway rate limit: ${reply}`, retryAfter(res.headers.get('retry-after'), now));
+  if (res.status === 429) throw new RateLimitedError(`SMS gateway rate limit: ${reply}`, parseRetryAfter(res.headers.get('retry-after'), now));
   if (res.status >= 500 || res.status === 408) throw new TransientError(`SMS gateway answered ${res.status}: ${reply}`);
   throw new PermanentError(`SMS gateway refused the message (${res.status}): ${reply}`);
 }
@@ -99,8 +95,7 @@ export function createCommunityAdapter(config: Config): ChannelAdapter {
     if (!gatewayUrl) return undefined;
     if (sender.dryRun) {
       await mkdir(config.outboxDir, { recursive: true });
-      const safe = (s: string): string => s.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 120) || '_';
-      const file = path.join(config.outboxDir, `${safe(delivery.campaignId)}-${name}-${safe(message.subscriber_id)}.sms.json`);
+      const file = path.join(config.outboxDir, `${safeFileName(delivery.campaignId)}-${name}-${safeFileName(message.subscriber_id)}.sms.json`);
       await writeFile(file, `${JSON.stringify({ url: gatewayUrl, ...message }, null, 2)}\n`);
       return file;
     }
@@ -125,6 +120,7 @@ export function createCommunityAdapter(config: Config): ChannelAdapter {
         key: delivery.key,
         recipient,
         now,
+        label: 'Community alert',
       });
       // The gateway goes first: it is idempotent by key, the email is not, so a retry repeats only the cheap half.
       const smsFile = await sendSms(
@@ -143,6 +139,7 @@ export function createCommunityAdapter(config: Config): ChannelAdapter {
       return result;
     },
     verify: () => sender.verify(),
+    pausesOnLoginFailure: !sender.dryRun,
     close: () => sender.close(),
   };
 }

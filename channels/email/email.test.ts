@@ -38,18 +38,22 @@ function headerBlock(raw: Buffer): string {
 }
 
 describe('unsubscribe tokens', () => {
-  it('round-trips and rejects altered or forged tokens', () => {
-    const token = signUnsubscribeToken(SECRET, 'sub-42');
-    expect(verifyUnsubscribeToken(SECRET, token)).toBe('sub-42');
-    expect(token).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
-    const [id, mac] = token.split('.') as [string, string];
+  it('round-trips with the list and rejects altered or forged tokens', () => {
+    const token = signUnsubscribeToken(SECRET, 'sub-42', 'news');
+    expect(verifyUnsubscribeToken(SECRET, token)).toEqual({ subscriberId: 'sub-42', list: 'news' });
+    expect(verifyUnsubscribeToken(SECRET, signUnsubscribeToken(SECRET, 'sub-42'))).toEqual({ subscriberId: 'sub-42' });
+    expect(token).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+    const [id, list, mac] = token.split('.') as [string, string, string];
     const otherId = Buffer.from('sub-43').toString('base64url');
-    expect(verifyUnsubscribeToken(SECRET, `${otherId}.${mac}`)).toBeNull();
+    expect(verifyUnsubscribeToken(SECRET, `${otherId}.${list}.${mac}`)).toBeNull();
+    // The list is signed too: a link from one list cannot be turned into "everything" or another list.
+    expect(verifyUnsubscribeToken(SECRET, `${id}..${mac}`)).toBeNull();
+    expect(verifyUnsubscribeToken(SECRET, `${id}.${Buffer.from('media').toString('base64url')}.${mac}`)).toBeNull();
     const flipped = mac.slice(0, -2) + (mac.at(-2) === 'A' ? 'B' : 'A') + mac.at(-1);
-    expect(verifyUnsubscribeToken(SECRET, `${id}.${flipped}`)).toBeNull();
+    expect(verifyUnsubscribeToken(SECRET, `${id}.${list}.${flipped}`)).toBeNull();
     expect(verifyUnsubscribeToken('another-secret-0123456789', token)).toBeNull();
-    expect(verifyUnsubscribeToken(SECRET, signUnsubscribeToken('another-secret-0123456789', 'sub-42'))).toBeNull();
-    for (const junk of ['', '.', 'abc', `${id}.`, `.${mac}`, `${token}.x`, `${id}.${mac}=`, 'a b.c']) {
+    expect(verifyUnsubscribeToken(SECRET, signUnsubscribeToken('another-secret-0123456789', 'sub-42', 'news'))).toBeNull();
+    for (const junk of ['', '.', '..', 'abc', `${id}.`, `.${mac}`, `${id}.${mac}`, `${token}.x`, `${id}.${list}.${mac}=`, 'a b.c.d']) {
       expect(verifyUnsubscribeToken(SECRET, junk)).toBeNull();
     }
   });
@@ -90,7 +94,7 @@ describe('email adapter over SMTP', () => {
     const listUnsub = header(mail, 'List-Unsubscribe')!;
     const m = /^<(https:\/\/crier\.example\.org\/u\/([A-Za-z0-9_.-]+))>$/.exec(listUnsub);
     expect(m).not.toBeNull();
-    expect(verifyUnsubscribeToken(SECRET, m![2]!)).toBe('sub-1');
+    expect(verifyUnsubscribeToken(SECRET, m![2]!)).toEqual({ subscriberId: 'sub-1', list: 'newsletter' });
     expect(header(mail, 'List-Unsubscribe-Post')).toBe('List-Unsubscribe=One-Click');
     expect(header(mail, 'List-Id')).toBe('newsletter <newsletter.crier.example.org>');
     expect(header(mail, 'X-Crier-Campaign')).toBe('camp1');
@@ -222,6 +226,6 @@ describe('email adapter dry run', () => {
     expect(mail.text).toContain('Hello Ann');
     expect(mail.messageId).toBe(result.id);
     const token = /\/u\/([A-Za-z0-9_.-]+)>/.exec(header(mail, 'List-Unsubscribe')!)![1]!;
-    expect(verifyUnsubscribeToken(config.secret, token)).toBe('sub-1');
+    expect(verifyUnsubscribeToken(config.secret, token)?.subscriberId).toBe('sub-1');
   });
 });

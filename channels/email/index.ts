@@ -8,6 +8,7 @@ import type StreamTransport from 'nodemailer/lib/stream-transport/index.js';
 import { z } from 'zod';
 import type { Config } from '../../src/config.js';
 import {
+  LoginFailedError,
   PermanentError,
   TransientError,
   type ChannelAdapter,
@@ -16,6 +17,7 @@ import {
   type Recipient,
   type SendResult,
 } from '../adapter.js';
+import { safeFileName } from '../dry-run.js';
 import { composeEmail } from './message.js';
 
 /**
@@ -38,6 +40,7 @@ export const contentSchema = z
 export type EmailContent = z.infer<typeof contentSchema>;
 
 const MAX_POOL_CONNECTIONS = 10;
+export const SMTP_LOGIN_FAILED = 'SMTP login failed: check SMTP_URL';
 const TRANSIENT_CODES = new Set([
   'ECONNECTION',
   'ETIMEDOUT',
@@ -65,6 +68,10 @@ interface SmtpErrorShape {
 export function classifySmtpError(err: unknown): ChannelError {
   const e = (typeof err === 'object' && err !== null ? err : {}) as SmtpErrorShape;
   const reply = e.response ?? e.message ?? String(err);
+  // Before the 5xx rule: a refused login (535) is no verdict on the message, and retrying it per recipient locks accounts.
+  if (e.code === 'EAUTH' || e.code === 'ENOAUTH' || (e.responseCode === 535 && e.code !== 'EENVELOPE')) {
+    return new LoginFailedError(`${SMTP_LOGIN_FAILED} (${reply})`);
+  }
   if (typeof e.responseCode === 'number') {
     if (e.responseCode >= 500) return new PermanentError(`SMTP server refused the message: ${reply}`);
     if (e.responseCode >= 400) return new TransientError(`SMTP server deferred the message: ${reply}`);
@@ -75,9 +82,8 @@ export function classifySmtpError(err: unknown): ChannelError {
     const hint = /certificate|CERT_|altnames/i.test(detail)
       ? " (check SMTP_URL's host name matches the relay's certificate; a private CA is trusted with NODE_EXTRA_CA_CERTS=/path/ca.pem)"
       : '';
-    return new TransientError(`SMTP connection problem (${e.code}): ${detail}${hint}`);
+    return new TransientError(`SMTP connection problem (${e.code}): ${detail}${hint}`, { unreachable: true });
   }
-  if (e.code === 'EAUTH' || e.code === 'ENOAUTH') return new PermanentError(`SMTP authentication failed: ${reply}`);
   if (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') return new PermanentError(`SMTP message not accepted: ${reply}`);
   return new TransientError(`SMTP send failed: ${reply}`);
 }
@@ -109,10 +115,6 @@ export interface EmailSender {
   close(): Promise<void>;
 }
 
-function fileSafe(part: string): string {
-  return part.replace(/[^A-Za-z0-9_-]+/g, '_').slice(0, 120) || '_';
-}
-
 function smtpTarget(url: string): string {
   try {
     const u = new URL(url);
@@ -125,29 +127,14 @@ function smtpTarget(url: string): string {
 /**
  * nodemailer writes each message's last bytes (".\r\n") as small separate writes; with Nagle on, the kernel
  * holds them until the server's delayed ACK (~40 ms), capping a connection at ~20 messages/s. We open the
- * socket ourselves with TCP_NODELAY and hand it to the pool as an open connection (STARTTLS still applies).
+ * socket ourselves with TCP_NODELAY and hand it over at once, still connecting (STARTTLS still applies).
+ * Handing it over before it connects matters: nodemailer then sees a refused or timed-out connection as the
+ * connection's own error and frees its pool slot, whereas an error passed back from here is given to the
+ * waiting message only and the slot stays taken for good (ten refusals froze the pool).
  */
 function openNoDelaySocket(opts: SMTPPool.Options, callback: (err: Error | null, socketOptions?: { connection: net.Socket }) => void): void {
   const socket = net.connect({ host: opts.host ?? 'localhost', port: Number(opts.port) || 587, noDelay: true });
-  let done = false;
-  const finish = (err: Error | null): void => {
-    if (done) return;
-    done = true;
-    clearTimeout(timer);
-    socket.removeListener('error', finish);
-    if (err) {
-      socket.destroy();
-      callback(err);
-    } else {
-      callback(null, { connection: socket });
-    }
-  };
-  const timer = setTimeout(() => {
-    const err = Object.assign(new Error('Connection timeout'), { code: 'ETIMEDOUT' });
-    finish(err);
-  }, opts.connectionTimeout ?? 30_000);
-  socket.once('error', finish);
-  socket.once('connect', () => finish(null));
+  callback(null, { connection: socket });
 }
 
 /** One transport per channel, so each channel's pool matches its own concurrency. */
@@ -165,7 +152,7 @@ export function createEmailSender(config: Config, channel: string): EmailSender 
         const bytes = info.message;
         if (!Buffer.isBuffer(bytes)) throw new TransientError('dry run: nodemailer did not return the message bytes');
         await mkdir(config.outboxDir, { recursive: true });
-        const name = `${fileSafe(delivery.campaignId)}-${fileSafe(channel)}-${fileSafe(recipient.id)}.eml`;
+        const name = `${safeFileName(delivery.campaignId)}-${safeFileName(channel)}-${safeFileName(recipient.id)}.eml`;
         const file = path.join(config.outboxDir, name);
         const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
         await writeFile(tmp, bytes);
@@ -211,6 +198,8 @@ export function createEmailSender(config: Config, channel: string): EmailSender 
       try {
         await smtp.verify();
       } catch (err) {
+        const mapped = classifySmtpError(err);
+        if (mapped instanceof LoginFailedError) throw mapped;
         const reason = err instanceof Error ? err.message : String(err);
         throw new TransientError(`cannot use the SMTP server at ${target}: ${reason}`);
       }
@@ -238,12 +227,14 @@ export function createEmailAdapter(config: Config): ChannelAdapter {
         key: delivery.key,
         recipient,
         now: ctx.now(),
+        label: delivery.kind === 'newsletter' ? 'Newsletter' : undefined,
       });
       const result = await sender.deliver(mail, delivery, recipient);
       ctx.log.debug({ recipientId: recipient.id, messageId: result.id, outboxFile: result.outboxFile }, 'email sent');
       return result;
     },
     verify: () => sender.verify(),
+    pausesOnLoginFailure: !sender.dryRun,
     close: () => sender.close(),
   };
 }

@@ -1,4 +1,5 @@
 import { Marked } from 'marked';
+import { escapeHtml } from '../../src/html-escape.js';
 
 /**
  * Markdown → the two parts of an email. The campaign author is trusted (raw
@@ -15,14 +16,7 @@ const SENTINEL_RE = new RegExp(SENTINEL, 'g');
 
 const marked = new Marked({ gfm: true, breaks: false });
 
-export function escapeHtml(text: string): string {
-  return text
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
-}
+export { escapeHtml };
 
 /** CR, LF and other control characters would let a value start a new header line. */
 export function stripControl(text: string): string {
@@ -56,7 +50,8 @@ export function markdownToText(markdown: string, name: string | undefined): stri
     .replace(/^#{1,6}\s+/gm, '')
     .replace(/(\*\*|__)(.+?)\1/g, '$2')
     .replace(/`([^`\n]+)`/g, '$1')
-    .replace(/<\/?[A-Za-z][^>]*>/g, '')
+    // HTML tags only: a tag name ends at a space, "/" or ">", so autolinks such as <press@example.org> and <https://…> stay.
+    .replace(/<\/?[A-Za-z][A-Za-z0-9-]*(?:\s[^>]*)?\/?>/g, '')
     .replace(/\n{3,}/g, '\n\n')
     .trim();
   const plainName = displayName(name);

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { Config } from '../../src/config.js';
@@ -14,8 +13,10 @@ import {
   type SendResult,
 } from '../adapter.js';
 import { safeFileName, writeOutboxJson } from '../dry-run.js';
+import { imageBytes } from '../images.js';
 import { IMAGE_TYPES, imageSchema, issuesOf } from '../twitter/content.js';
 import { findUrls } from '../twitter/text.js';
+import { parseRetryAfter } from '../retry-after.js';
 
 /**
  * Mastodon channel: POST {MASTODON_URL}/api/v1/statuses with a Bearer token
@@ -34,6 +35,15 @@ const MAX_ALT = 1500;
 const TIMEOUT_MS = 30_000;
 const PROCESSING_POLLS = 20;
 const PROCESSING_POLL_MS = 500;
+
+const MAY_HAVE_BEEN_POSTED = 'may have been posted';
+
+const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'", apos: "'", nbsp: ' ' };
+const plain = (text: string): string => text.normalize('NFC').replace(/\s+/g, ' ').trim();
+/** A status's HTML content as the text that was posted (paragraphs and line breaks as spaces). */
+function htmlToPlain(html: string): string {
+  return plain(html.replace(/<br\s*\/?>|<\/p>\s*<p>/gi, ' ').replace(/<[^>]*>/g, '').replace(/&(#?\w+);/g, (m, name: string) => ENTITIES[name] ?? m));
+}
 
 const segmenter = new Intl.Segmenter('en', { granularity: 'grapheme' });
 
@@ -104,10 +114,7 @@ export async function mapMastodonError(res: Response, now: Date): Promise<Channe
   const detail = await errorText(res);
   if (res.status === 429) {
     const reset = Date.parse(res.headers.get('x-ratelimit-reset') ?? '');
-    const retryAfter = Number(res.headers.get('retry-after'));
-    const resetAt = Number.isFinite(reset)
-      ? new Date(reset)
-      : new Date(now.getTime() + (Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : 5 * 60_000));
+    const resetAt = Number.isFinite(reset) ? new Date(reset) : parseRetryAfter(res.headers.get('retry-after'), now, 5 * 60_000);
     return new RateLimitedError(`Mastodon rate limit: ${detail}`, resetAt);
   }
   if (res.status === 401 || res.status === 403) return new NeedsReauthError(`Mastodon rejected the token (${res.status}: ${detail})`);
@@ -166,14 +173,9 @@ export function createMastodonAdapter(config: Config, opts: { outboxDir?: string
     }
   }
 
-  async function uploadImage(image: MastodonContent['images'][number], now: Date): Promise<string> {
-    const type = IMAGE_TYPES[path.extname(image.file).toLowerCase()];
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(image.file);
-    } catch (err) {
-      throw new PermanentError(`cannot read image ${image.file}: ${err instanceof Error ? err.message : String(err)}`);
-    }
+  async function uploadImage(image: MastodonContent['images'][number], delivery: Delivery, now: Date): Promise<string> {
+    const type = image.type ?? IMAGE_TYPES[path.extname(image.file).toLowerCase()];
+    const bytes = await imageBytes(image, delivery);
     const form = new FormData();
     form.append('file', new Blob([new Uint8Array(bytes)], { type: type ?? 'application/octet-stream' }), path.basename(image.file));
     form.append('description', image.alt);
@@ -189,13 +191,33 @@ export function createMastodonAdapter(config: Config, opts: { outboxDir?: string
     return id;
   }
 
+  /** The account's recent status with this text, if any (Mastodon answers content as HTML). */
+  async function findRecentStatus(text: string, now: Date): Promise<string | undefined> {
+    const me = (await call('GET', '/api/v1/accounts/verify_credentials', now)).body as { id?: unknown };
+    if (typeof me.id !== 'string') return undefined;
+    const recent = (await call('GET', `/api/v1/accounts/${encodeURIComponent(me.id)}/statuses?limit=20`, now)).body;
+    const wanted = plain(text);
+    return Array.isArray(recent) ? (recent as Array<{ id?: unknown; content?: unknown }>).find((st) => typeof st.content === 'string' && htmlToPlain(st.content) === wanted && typeof st.id === 'string')?.id as string | undefined : undefined;
+  }
+
   return {
     name: 'mastodon',
     dryRun: false,
     async send(delivery: Delivery, ctx: SendContext): Promise<SendResult> {
       const content = parseContent(delivery);
+      if ((await ctx.progress?.get()) === MAY_HAVE_BEEN_POSTED) {
+        // An earlier attempt never learned its outcome (the Idempotency-Key covers only an hour): look first.
+        const id = await findRecentStatus(content.text, ctx.now()).catch(() => undefined);
+        if (id) {
+          ctx.log.info({ id }, 'Mastodon status from an earlier attempt found; not posting again');
+          await ctx.progress?.clear();
+          return { id };
+        }
+      }
       const mediaIds: string[] = [];
-      for (const image of content.images) mediaIds.push(await uploadImage(image, ctx.now()));
+      for (const image of content.images) mediaIds.push(await uploadImage(image, delivery, ctx.now()));
+      // Recorded before the call: if this process dies before the answer, the retry knows it may have been posted.
+      await ctx.progress?.set(MAY_HAVE_BEEN_POSTED);
       const posted = await call('POST', '/api/v1/statuses', ctx.now(), {
         headers: { 'content-type': 'application/json', 'idempotency-key': delivery.key },
         body: JSON.stringify({
@@ -204,7 +226,12 @@ export function createMastodonAdapter(config: Config, opts: { outboxDir?: string
           ...(mediaIds.length > 0 ? { media_ids: mediaIds } : {}),
           ...(content.spoiler_text ? { spoiler_text: content.spoiler_text } : {}),
         }),
+      }).catch(async (err: unknown) => {
+        // Only an unclear outcome (no answer, 5xx) may have posted; a refusal did not.
+        if (!(err instanceof TransientError)) await ctx.progress?.clear();
+        throw err;
       });
+      await ctx.progress?.clear();
       const status = posted.body as { id?: unknown; url?: unknown };
       if (typeof status.id !== 'string') throw new TransientError('Mastodon answered without a status id');
       ctx.log.info({ id: status.id, url: status.url }, 'posted to Mastodon');

@@ -4,6 +4,7 @@ import type { Config } from '../../src/config.js';
 import { PermanentError, type ChannelAdapter } from '../adapter.js';
 import { createEmailSender, parseContent, requireBody, requireRecipient } from '../email/index.js';
 import { composeEmail } from '../email/message.js';
+import { notesSchema, releaseTail } from './release.js';
 
 /**
  * Press releases by email to the media list. Before the embargo instant the
@@ -23,6 +24,8 @@ export const pressEmailContentSchema = z
     /** The same instant as ISO, added when the campaign is created. */
     embargo_until_iso: z.string().optional(),
     list: z.string().min(1).optional(),
+    /** Notes to editors, after "ENDS": one Markdown text or a list of notes. */
+    notes: notesSchema,
   })
   .refine((c) => c.body !== undefined || c.body_file !== undefined, { message: 'give body or body_file', path: ['body'] });
 
@@ -56,12 +59,14 @@ export interface EmbargoMarking {
   subject: string;
   markdown: string;
   embargoed: boolean;
+  /** "EMBARGOED UNTIL …", or undefined once the embargo has passed. */
+  line?: string;
 }
 
 export function markEmbargo(headline: string, body: string, embargo: DateTime | undefined, now: Date, zone: string): EmbargoMarking {
   if (!embargo || now.getTime() >= embargo.toMillis()) return { subject: headline, markdown: body, embargoed: false };
   const line = `EMBARGOED UNTIL ${embargoLabel(embargo, zone)}`;
-  return { subject: `${line}: ${headline}`, markdown: `**${line}**\n\n${body}`, embargoed: true };
+  return { subject: `${line}: ${headline}`, markdown: `**${line}**\n\n${body}`, embargoed: true, line };
 }
 
 export function createPressEmailAdapter(config: Config): ChannelAdapter {
@@ -74,16 +79,14 @@ export function createPressEmailAdapter(config: Config): ChannelAdapter {
       const content = parseContent(pressEmailContentSchema, delivery);
       const recipient = requireRecipient(delivery);
       const now = ctx.now();
-      const marked = markEmbargo(
-        content.headline,
-        requireBody(content.body, name),
-        embargoInstant(content, config.timezone),
-        now,
-        config.timezone,
-      );
+      const body = requireBody(content.body, name);
+      const marked = markEmbargo(content.headline, body, embargoInstant(content, config.timezone), now, config.timezone);
+      // The headline leads the body (under the embargo line, if any); the release ends as a newsroom expects.
       const mail = composeEmail(config, {
         subject: marked.subject,
-        markdown: marked.markdown,
+        heading: { title: content.headline, kicker: marked.line ?? `FOR IMMEDIATE RELEASE: ${DateTime.fromJSDate(now, { zone: config.timezone }).setLocale('en-GB').toFormat('ccc d LLLL yyyy')}` },
+        markdown: `${body}${releaseTail(content.notes, config.org)}`,
+        label: 'Press release',
         list: content.list ?? DEFAULT_MEDIA_LIST,
         campaignId: delivery.campaignId,
         key: delivery.key,
@@ -95,6 +98,7 @@ export function createPressEmailAdapter(config: Config): ChannelAdapter {
       return result;
     },
     verify: () => sender.verify(),
+    pausesOnLoginFailure: !sender.dryRun,
     close: () => sender.close(),
   };
 }

@@ -1,4 +1,7 @@
 import { DateTime } from 'luxon';
+import type { Organisation } from '../../src/organisation.js';
+import { escapeHtml } from '../../src/html-escape.js';
+import { renderPage } from '../../src/server/html.js';
 import type { PressRelease } from './store.js';
 
 /** The public face of published press releases: RSS 2.0, Atom 1.0 and one HTML page each. */
@@ -14,6 +17,8 @@ export interface FeedSite {
   timezone?: string;
   /** The feed's updated time when there are no releases yet. */
   now?: Date;
+  /** Masthead, footer and press contact of the pages. */
+  org?: Organisation;
 }
 
 /** XML 1.0 forbids most C0 controls even escaped; a stray one would make the whole feed unparseable. */
@@ -22,15 +27,8 @@ function stripInvalidXml(s: string): string {
 }
 
 export function escapeXml(s: string): string {
-  return stripInvalidXml(s)
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
+  return escapeHtml(stripInvalidXml(s));
 }
-
-export const escapeHtml = escapeXml;
 
 function cdata(s: string): string {
   return `<![CDATA[${stripInvalidXml(s).replace(/]]>/g, ']]]]><![CDATA[>')}]]>`;
@@ -137,7 +135,7 @@ export function renderRss(releases: PressRelease[], site: FeedSite): string {
     '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom">',
     '  <channel>',
     `    <title>${escapeXml(site.title)}</title>`,
-    `    <link>${escapeXml(`${site.publicUrl}/`)}</link>`,
+    `    <link>${escapeXml(`${site.publicUrl}/press`)}</link>`,
     `    <description>${escapeXml(site.title === DEFAULT_SITE_TITLE ? site.title : `Press releases from ${site.title}`)}</description>`,
     '    <language>en-gb</language>',
     `    <lastBuildDate>${newest(releases, site).toUTCString()}</lastBuildDate>`,
@@ -175,7 +173,7 @@ export function renderAtom(releases: PressRelease[], site: FeedSite): string {
     `  <title type="text">${escapeXml(site.title)}</title>`,
     `  <updated>${newest(releases, site).toISOString()}</updated>`,
     `  <link rel="self" type="application/atom+xml" href="${escapeXml(self)}"/>`,
-    `  <link rel="alternate" type="text/html" href="${escapeXml(`${site.publicUrl}/`)}"/>`,
+    `  <link rel="alternate" type="text/html" href="${escapeXml(`${site.publicUrl}/press`)}"/>`,
     `  <author><name>${escapeXml(site.title)}</name></author>`,
     '  <generator>Crier</generator>',
     ...entries,
@@ -184,41 +182,86 @@ export function renderAtom(releases: PressRelease[], site: FeedSite): string {
   ].join('\n');
 }
 
-function page(site: FeedSite, title: string, main: string): string {
+const SECTION = 'Press room';
+
+function feedHead(site: FeedSite): string {
   const rss = `${site.publicUrl}/press.rss`;
   const atom = `${site.publicUrl}/press.atom`;
-  return `<!doctype html>
-<html lang="en-GB">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)} – ${escapeHtml(site.title)}</title>
-<link rel="alternate" type="application/rss+xml" title="${escapeHtml(site.title)} (RSS)" href="${escapeHtml(rss)}">
+  return `<link rel="alternate" type="application/rss+xml" title="${escapeHtml(site.title)} (RSS)" href="${escapeHtml(rss)}">
 <link rel="alternate" type="application/atom+xml" title="${escapeHtml(site.title)} (Atom)" href="${escapeHtml(atom)}">
-<style>body{font-family:system-ui,sans-serif;line-height:1.6;max-width:42rem;margin:0 auto;padding:1rem;color:#1b1b1b}a{color:#0b4f9c}a:focus{outline:3px solid #fd0}time{color:#444}</style>
-</head>
-<body>
-<header><p><a href="${escapeHtml(`${site.publicUrl}/`)}">${escapeHtml(site.title)}</a></p></header>
-<main id="main">
-${main}
-</main>
-<footer><p>Follow our press releases: <a href="${escapeHtml(rss)}">RSS feed</a> · <a href="${escapeHtml(atom)}">Atom feed</a></p></footer>
-</body>
-</html>
 `;
 }
 
-/** A small accessible page for one release: headline, date in local time, body. */
+/** The press contact box and the feed links, at the foot of every press page. */
+function pressFooter(site: FeedSite, withContact: boolean): string {
+  const rss = `${site.publicUrl}/press.rss`;
+  const atom = `${site.publicUrl}/press.atom`;
+  const c = site.org?.pressContact;
+  const contact = c && withContact
+    ? `<p>Media enquiries: ${[c.name ? escapeHtml(c.name) : '', c.email ? `<a href="mailto:${escapeHtml(c.email)}">${escapeHtml(c.email)}</a>` : '', c.phone ? `<a href="tel:${escapeHtml(c.phone.replace(/[^+\d]/g, ''))}">${escapeHtml(c.phone)}</a>` : ''].filter(Boolean).join(' · ')}</p>`
+    : '';
+  return `${contact}<p>Follow our press releases: <a href="${escapeHtml(rss)}">RSS feed</a> · <a href="${escapeHtml(atom)}">Atom feed</a></p>`;
+}
+
+function page(site: FeedSite, title: string, main: string, withContact = true): string {
+  return renderPage({
+    title,
+    org: site.org,
+    fallbackName: site.title,
+    publicUrl: site.publicUrl,
+    main,
+    section: SECTION,
+    home: `${site.publicUrl}/press`,
+    head: feedHead(site),
+    footer: pressFooter(site, withContact),
+  });
+}
+
+function localDate(at: Date, site: FeedSite, format: string): string {
+  return DateTime.fromJSDate(at, { zone: site.timezone ?? 'Europe/London' }).setLocale('en-GB').toFormat(format);
+}
+
+/** A small accessible page for one release: headline, date in local time, body (ending with ENDS and the notes). */
 export function renderReleasePage(release: PressRelease, site: FeedSite): string {
-  const local = DateTime.fromJSDate(release.publishedAt, { zone: site.timezone ?? 'Europe/London' }).setLocale('en-GB');
-  const main = `<article>
+  const main = `<p class="meta"><a href="${escapeHtml(`${site.publicUrl}/press`)}">All press releases</a></p>
+<article>
 <h1>${escapeHtml(release.headline)}</h1>
-<p>Published <time datetime="${release.publishedAt.toISOString()}">${escapeHtml(local.toFormat('d LLLL yyyy, HH:mm'))}</time></p>
+<p class="meta">Press release · <time datetime="${release.publishedAt.toISOString()}">${escapeHtml(localDate(release.publishedAt, site, 'd LLLL yyyy, HH:mm'))}</time></p>
 ${safeHtml(release.bodyHtml)}
 </article>`;
-  return page(site, release.headline, main);
+  // A release that ends with its own media enquiries line does not repeat it in the footer.
+  return page(site, release.headline, main, !/^Media enquiries:/m.test(release.bodyText));
+}
+
+export interface PressRoomPage {
+  /** 1-based. */
+  page: number;
+  /** Whether an older page exists. */
+  more: boolean;
+}
+
+/** The press room: published releases, newest first, each with its date and opening lines. */
+export function renderPressRoom(releases: PressRelease[], site: FeedSite, at: PressRoomPage = { page: 1, more: false }): string {
+  const items = releases.map(
+    (r) => `<li>
+<h2><a href="${escapeHtml(releaseUrl(site, r.slug))}">${escapeHtml(r.headline)}</a></h2>
+<p class="meta"><time datetime="${r.publishedAt.toISOString()}">${escapeHtml(localDate(r.publishedAt, site, 'd LLLL yyyy'))}</time></p>
+<p>${escapeHtml(summary(r.bodyText.split(/\n\s*\*{0,2}ENDS\*{0,2}\s*\n/)[0] ?? '', 220))}</p>
+</li>`,
+  );
+  const pager = [
+    at.page > 1 ? `<a href="${escapeHtml(`${site.publicUrl}/press${at.page === 2 ? '' : `?page=${at.page - 1}`}`)}">Newer releases</a>` : '',
+    at.more ? `<a href="${escapeHtml(`${site.publicUrl}/press?page=${at.page + 1}`)}">Older releases</a>` : '',
+  ].filter(Boolean);
+  const list = items.length
+    ? `<ol class="releases">\n${items.join('\n')}\n</ol>`
+    : `<p>${at.page > 1 ? 'There are no older press releases.' : 'No press releases have been published yet.'}</p>`;
+  const main = `<h1>Press releases</h1>
+${list}
+${pager.length ? `<p class="pager">${pager.join(' · ')}</p>` : ''}`;
+  return page(site, at.page > 1 ? `Press releases, page ${at.page}` : 'Press releases', main);
 }
 
 export function renderNotFoundPage(site: FeedSite): string {
-  return page(site, 'Press release not found', '<h1>Press release not found</h1>\n<p>There is no published press release at this address.</p>');
+  return page(site, 'Press release not found', `<h1>Press release not found</h1>\n<p>There is no published press release at this address. <a href="${escapeHtml(`${site.publicUrl}/press`)}">See all press releases</a>.</p>`);
 }

@@ -48,8 +48,10 @@ describe('press release emails', () => {
     await adapter.send(delivery(), at('2026-11-30T15:00:00Z'));
     const mail = (await sink.waitFor(1))[0]!.parsed!;
     expect(mail.subject).toBe('EMBARGOED UNTIL 00:01 GMT Tue 1 December 2026: New rural crime team for Warwickshire');
-    expect(mail.html).toMatch(/<p><strong>EMBARGOED UNTIL 00:01 GMT Tue 1 December 2026<\/strong><\/p>\s*<p>Dear News Desk,<\/p>/);
-    expect(mail.text!.startsWith('EMBARGOED UNTIL 00:01 GMT Tue 1 December 2026\n\nDear News Desk,')).toBe(true);
+    // The embargo line, then the headline, then the body (issue 9: the headline was missing from the body).
+    expect(mail.html).toMatch(/>EMBARGOED UNTIL 00:01 GMT Tue 1 December 2026<\/p>\s*<h1[^>]*>New rural crime team for Warwickshire<\/h1>\s*<p>Dear News Desk,<\/p>/);
+    expect(mail.text!.startsWith('EMBARGOED UNTIL 00:01 GMT Tue 1 December 2026\n\nNew rural crime team for Warwickshire\n\nDear News Desk,')).toBe(true);
+    expect(mail.text).toMatch(/\nENDS\n/);
     expect(mail.headerLines.some((h) => h.key === 'list-unsubscribe')).toBe(true);
   });
 

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { DateTime } from 'luxon';
+import { defineScript, runScript } from '../../src/redis/scripts.js';
 
 /**
  * Published press releases: what the public feeds and pages show. Nothing is
@@ -70,7 +71,9 @@ export function isValidSlug(slug: string): boolean {
 // one step, so two workers publishing at once can neither double a release nor
 // take the same slug. Keys are built in the script from the prefix: fine on
 // one Redis, which is Crier's store.
-const PUBLISH_SCRIPT = `
+const PUBLISH_SCRIPT = defineScript(
+  'press_publish',
+  `
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing then return {existing, 0} end
 local base = ARGV[2]
@@ -85,24 +88,18 @@ redis.call('HSET', ARGV[3] .. slug, 'campaignId', ARGV[1], 'slug', slug, 'headli
 redis.call('ZADD', KEYS[2], ARGV[7], slug)
 redis.call('HSET', KEYS[1], ARGV[1], slug)
 return {slug, 1}
-`;
+`,
+);
 
 export async function publishRelease(redis: Redis, prefix: string, r: PressReleaseInput): Promise<PublishResult> {
   if (!isValidSlug(r.slug)) throw new RangeError(`not a valid press release slug: "${r.slug}" (use slugify)`);
   if (Number.isNaN(r.publishedAt.getTime())) throw new RangeError('publishedAt is not a valid date');
-  const reply = (await redis.eval(
+  const reply = await runScript<[string, number]>(
+    redis,
     PUBLISH_SCRIPT,
-    2,
-    keys.byCampaign(prefix),
-    keys.published(prefix),
-    r.campaignId,
-    r.slug,
-    keys.release(prefix, ''),
-    r.headline,
-    r.bodyHtml,
-    r.bodyText,
-    String(r.publishedAt.getTime()),
-  )) as [string, number];
+    [keys.byCampaign(prefix), keys.published(prefix)],
+    [r.campaignId, r.slug, keys.release(prefix, ''), r.headline, r.bodyHtml, r.bodyText, String(r.publishedAt.getTime())],
+  );
   const [slug, created] = reply;
   if (created === 1) return { release: { ...r, slug }, created: true };
   const stored = await getRelease(redis, prefix, slug);

@@ -31,6 +31,10 @@ export function imageSchema(maxAlt: number) {
         .string({ error: ALT_REQUIRED })
         .refine((a) => a.trim().length > 0, { message: ALT_REQUIRED })
         .refine((a) => a.length <= maxAlt, { message: `alt text is longer than ${maxAlt} characters` }),
+      /** Set at create time, when the image is stored with the campaign. */
+      sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+      type: z.enum(['image/png', 'image/jpeg', 'image/gif', 'image/webp']).optional(),
+      bytes: z.number().int().min(0).optional(),
     })
     .strict();
 }

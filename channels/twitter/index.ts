@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import path from 'node:path';
 import { ApiPartialResponseError, ApiRequestError, ApiResponseError, TwitterApi, type ITwitterApiClientPlugin } from 'twitter-api-v2';
@@ -16,6 +15,7 @@ import {
   type SendResult,
 } from '../adapter.js';
 import { writeOutboxJson, safeFileName } from '../dry-run.js';
+import { imageBytes } from '../images.js';
 import { IMAGE_TYPES, contentSchema, type TwitterContent } from './content.js';
 import { findUrls, splitThread } from './text.js';
 
@@ -126,7 +126,7 @@ export function mapXError(err: unknown, now: Date): ChannelError {
  */
 interface Progress {
   ids: string[];
-  /** The last attempt got no clear answer (network, 5xx): X may have posted it. */
+  /** "May have been posted": the last attempt got no clear answer (network, 5xx) or never ended (the process died). */
   ambiguous: boolean;
 }
 
@@ -193,14 +193,9 @@ export function createTwitterAdapter(config: Config, opts: TwitterAdapterOptions
   ).readWrite;
   const progress = new Map<string, Progress>();
 
-  async function uploadImage(image: TwitterContent['images'][number]): Promise<string> {
-    const mediaType = IMAGE_TYPES[path.extname(image.file).toLowerCase()];
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(image.file);
-    } catch (err) {
-      throw new PermanentError(`cannot read image ${image.file}: ${err instanceof Error ? err.message : String(err)}`);
-    }
+  async function uploadImage(image: TwitterContent['images'][number], delivery: Delivery): Promise<string> {
+    const bytes = await imageBytes(image, delivery);
+    const mediaType = image.type ?? IMAGE_TYPES[path.extname(image.file).toLowerCase()];
     if (!mediaType) throw new PermanentError(`image ${image.file} is not a PNG, JPEG, GIF or WebP file`);
     const mediaId = await client.v2.uploadMedia(bytes, { media_type: mediaType });
     await client.v2.createMediaMetadata(mediaId, { alt_text: { text: image.alt } });
@@ -214,9 +209,9 @@ export function createTwitterAdapter(config: Config, opts: TwitterAdapterOptions
     return recent.data?.find((t) => comparable(t.text) === wanted)?.id;
   }
 
-  async function postOne(post: PlannedPost, replyTo: string | undefined): Promise<string> {
+  async function postOne(post: PlannedPost, replyTo: string | undefined, delivery: Delivery): Promise<string> {
     const mediaIds: string[] = [];
-    for (const image of post.images) mediaIds.push(await uploadImage(image));
+    for (const image of post.images) mediaIds.push(await uploadImage(image, delivery));
     const result = await client.v2.tweet({
       text: post.text,
       ...(mediaIds.length > 0 ? { media: { media_ids: mediaIds as [string] } } : {}),
@@ -239,14 +234,29 @@ export function createTwitterAdapter(config: Config, opts: TwitterAdapterOptions
         await ctx.progress?.clear();
       };
       for (let i = done.ids.length; i < posts.length; i++) {
+        const mayHaveBeenPosted = done.ambiguous;
+        if (mayHaveBeenPosted) {
+          // An earlier attempt may have posted this (no answer, or the worker died waiting): look first.
+          const id = await findRecentPost(posts[i]!.text).catch(() => undefined);
+          if (id) {
+            ctx.log.info({ id }, 'X post from an earlier attempt found; not posting again');
+            done.ids.push(id);
+            done.ambiguous = false;
+            await save();
+            continue;
+          }
+        }
+        // Recorded before the call: if this process dies before the answer, the retry knows it may have been posted.
+        done.ambiguous = true;
+        await save();
         try {
-          done.ids.push(await postOne(posts[i]!, done.ids.at(-1)));
+          done.ids.push(await postOne(posts[i]!, done.ids.at(-1), delivery));
           done.ambiguous = false;
           if (posts.length > 1) await save();
         } catch (err) {
           const mapped = mapXError(err, ctx.now());
-          if (done.ambiguous && isDuplicate(mapped)) {
-            // The earlier attempt went through after all: find it instead of failing a post that exists.
+          if (mayHaveBeenPosted && isDuplicate(mapped)) {
+            // The earlier attempt went through after all (its answer was lost): find it instead of failing a post that exists.
             const id = await findRecentPost(posts[i]!.text).catch(() => undefined);
             if (id) {
               ctx.log.info({ id }, 'X post from an earlier attempt found; not posting again');

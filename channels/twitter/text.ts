@@ -1,38 +1,16 @@
+import twitterText from 'twitter-text';
+
 /**
- * Counting text the way X counts it (twitter-text v3 configuration):
- * the text is NFC-normalised; every URL weighs 23 whatever its length; code
- * points in 0-4351, 8192-8205, 8208-8223 and 8242-8247 weigh 1; anything else
- * (CJK, most symbols) weighs 2; an emoji weighs 2 however many code points it
- * is built from (ZWJ families, flags, skin tones, keycaps). Limit: 280.
- *
- * URL detection follows twitter-text's rules in simplified form: `http(s)://`
- * URLs, and bare domains ending in a common generic TLD or a two-letter
- * country code. Like twitter-text, a bare one-label country-code domain
- * without a path ("notes.md") is not a URL, but "police.gov.uk" and
- * "bit.ly/x" are. Unusual new gTLDs without a scheme are counted as text
- * (which over-counts, never under-counts the common case).
+ * Counting text the way X counts it, with X's own library (twitter-text v3,
+ * its default configuration): NFC-normalised; every URL weighs 23 whatever
+ * its length, bare domains included ("notes.md", "app.rugby" are links to X);
+ * code points in 0-4351, 8192-8205, 8208-8223 and 8242-8247 weigh 1, anything
+ * else (CJK, most symbols) 2; an emoji sequence weighs 2. Limit: 280.
+ * test/corpus/x-weighted-length.json pins the counts Crier relies on.
  */
 
 export const X_MAX_WEIGHTED_LENGTH = 280;
 export const X_URL_LENGTH = 23;
-
-const WEIGHT_ONE_RANGES: ReadonlyArray<readonly [number, number]> = [
-  [0, 4351],
-  [8192, 8205],
-  [8208, 8223],
-  [8242, 8247],
-];
-
-const GENERIC_TLDS =
-  'com|org|net|gov|edu|mil|int|info|biz|name|pro|app|dev|io|ai|co|me|tv|news|online|site|blog|social|police|xyz|club|shop|store|tech|live|media|page|link|world|global|london|wales|scot';
-
-const WITH_SCHEME = /https?:\/\/[^\s<>"]+/giu;
-// Lookbehind mirrors twitter-text's "valid preceding chars": not part of a word, email, cashtag or hashtag.
-const WITHOUT_SCHEME = new RegExp(
-  `(?<![\\p{L}\\p{N}@＠$#＃_./-])((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\\.)+(?:${GENERIC_TLDS}|[a-z]{2}))(?![\\p{L}\\p{N}_-])((?::\\d{1,5})?(?:/[^\\s<>"]*)?)`,
-  'giu',
-);
-const GENERIC_TLD_RE = new RegExp(`\\.(?:${GENERIC_TLDS})$`, 'i');
 
 export interface UrlSpan {
   start: number;
@@ -40,79 +18,16 @@ export interface UrlSpan {
   url: string;
 }
 
-/** Drops sentence punctuation after a URL, keeping a ")" that closes a "(" inside it. */
-function trimUrlEnd(url: string): string {
-  let out = url;
-  for (;;) {
-    const last = out.at(-1);
-    if (last === undefined) return out;
-    if (/[.,;:!?'"»’”\]}]/u.test(last)) {
-      out = out.slice(0, -1);
-      continue;
-    }
-    if (last === ')' && (out.match(/\(/g)?.length ?? 0) < (out.match(/\)/g)?.length ?? 0)) {
-      out = out.slice(0, -1);
-      continue;
-    }
-    return out;
-  }
-}
-
-/** URLs in the (already normalised) text, in order, not overlapping. */
+/** URLs as X finds them (with or without a scheme), in order; offsets are UTF-16 indices into `text`. */
 export function findUrls(text: string): UrlSpan[] {
-  const spans: UrlSpan[] = [];
-  for (const m of text.matchAll(WITH_SCHEME)) {
-    const url = trimUrlEnd(m[0]);
-    const before = m.index > 0 ? text[m.index - 1]! : '';
-    if (url.length > 'https://'.length && !/[\p{L}\p{N}@$#]/u.test(before)) {
-      spans.push({ start: m.index, end: m.index + url.length, url });
-    }
-  }
-  const inside = (i: number): boolean => spans.some((s) => i >= s.start && i < s.end);
-  for (const m of text.matchAll(WITHOUT_SCHEME)) {
-    if (inside(m.index)) continue;
-    const domain = m[1]!;
-    const rest = m[2] ?? '';
-    const oneLabelCountryCode = !rest && domain.split('.').length === 2 && !GENERIC_TLD_RE.test(domain);
-    if (oneLabelCountryCode) continue;
-    const url = trimUrlEnd(domain + rest);
-    spans.push({ start: m.index, end: m.index + url.length, url });
-  }
-  return spans.sort((a, b) => a.start - b.start);
+  return twitterText.extractUrlsWithIndices(text).map(({ url, indices: [start, end] }) => ({ start, end, url }));
 }
 
 const segmenter = new Intl.Segmenter('en', { granularity: 'grapheme' });
-const EMOJI_PART = /\p{Extended_Pictographic}|\p{Regional_Indicator}|\u20E3/u;
-
-function codePointWeight(cp: number): number {
-  return WEIGHT_ONE_RANGES.some(([lo, hi]) => cp >= lo && cp <= hi) ? 1 : 2;
-}
-
-function weighPlain(text: string): number {
-  let total = 0;
-  for (const { segment } of segmenter.segment(text)) {
-    const codePoints = [...segment];
-    const single = codePoints.length === 1 ? codePointWeight(segment.codePointAt(0)!) : 0;
-    // A lone "©" or "#" stays a weight-1 character; as an emoji sequence it is one emoji.
-    if (EMOJI_PART.test(segment) && single !== 1) {
-      total += 2;
-      continue;
-    }
-    for (const ch of codePoints) total += codePointWeight(ch.codePointAt(0)!);
-  }
-  return total;
-}
 
 /** The length X gives this text: must be ≤ 280 for one post. */
 export function weightedLength(text: string): number {
-  const normalised = text.normalize('NFC');
-  let total = 0;
-  let pos = 0;
-  for (const span of findUrls(normalised)) {
-    total += weighPlain(normalised.slice(pos, span.start)) + X_URL_LENGTH;
-    pos = span.end;
-  }
-  return total + weighPlain(normalised.slice(pos));
+  return twitterText.parseTweet(text).weightedLength;
 }
 
 const SENTENCE_END = /[.!?…。！？]["'’”)\]]*$/u;

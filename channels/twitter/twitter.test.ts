@@ -35,7 +35,7 @@ describe('X text counting', () => {
     expect(weightedLength('http://t.co')).toBe(23);
     expect(weightedLength('Read warwickshire-pcc.gov.uk/news today')).toBe(5 + 23 + 6);
     expect(weightedLength('bit.ly/abc')).toBe(23);
-    expect(weightedLength('notes.md')).toBe(8); // one label + country code, no path: not a link
+    expect(weightedLength('notes.md')).toBe(23); // X links bare domains too (twitter-text)
     expect(weightedLength('mail me@example.com')).toBe(19); // an address, not a link
   });
 

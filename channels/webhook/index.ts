@@ -1,6 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { Config } from '../../src/config.js';
+import { deriveKey, seal, unseal } from '../../src/keys.js';
+import { urlOrigin } from '../../src/redact.js';
 import {
   NeedsReauthError,
   PermanentError,
@@ -12,6 +14,7 @@ import {
   type SendResult,
 } from '../adapter.js';
 import { writeOutboxJson } from '../dry-run.js';
+import { parseRetryAfter } from '../retry-after.js';
 
 /**
  * Webhook channel: POSTs a signed JSON body so a team can push a campaign into
@@ -26,8 +29,10 @@ const httpUrl = z
 
 export const contentSchema = z
   .object({
-    /** Defaults to config.webhook.url. */
+    /** Defaults to config.webhook.url. Stored sealed (url_sealed) with its origin (url_origin) for display. */
     url: httpUrl.optional(),
+    url_sealed: z.string().optional(),
+    url_origin: z.string().optional(),
     text: z.string().optional(),
     payload: z.record(z.string(), z.unknown()).optional(),
   })
@@ -46,6 +51,22 @@ export interface WebhookBody {
 /** Used when a 429 carries no usable Retry-After. */
 const DEFAULT_RETRY_AFTER_MS = 60_000;
 const SNIPPET_LENGTH = 200;
+
+/**
+ * At create time: a campaign's own webhook url is kept sealed in Redis (it is
+ * a credential), with its origin beside it for display.
+ */
+export function sealContent(content: Record<string, unknown>, secret: string): void {
+  if (typeof content.url !== 'string' || !secret) return;
+  content.url_origin = urlOrigin(content.url);
+  content.url_sealed = seal(secret, content.url);
+  delete content.url;
+}
+
+/** The signing key when webhook.secret is not set: hex of HKDF(secret, 'webhook'); give it to receivers. */
+export function webhookKey(secret: string): string {
+  return deriveKey(secret, 'webhook').toString('hex');
+}
 
 export function signWebhook(secret: string, timestamp: string | number, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
@@ -73,14 +94,7 @@ export function verifyWebhookSignature(
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-/** Retry-After is either delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
-export function parseRetryAfter(value: string | null, now: Date): Date {
-  const v = value?.trim();
-  if (v && /^\d+$/.test(v)) return new Date(now.getTime() + Number(v) * 1000);
-  const at = v ? Date.parse(v) : NaN;
-  if (Number.isFinite(at)) return new Date(Math.max(at, now.getTime()));
-  return new Date(now.getTime() + DEFAULT_RETRY_AFTER_MS);
-}
+export { parseRetryAfter };
 
 function describeNetworkError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
@@ -109,8 +123,16 @@ function parseContent(delivery: Delivery): WebhookContent {
 }
 
 export function createWebhookAdapter(config: Config): ChannelAdapter {
-  const secret = config.webhook.secret ?? config.secret;
+  // A configured webhook.secret wins; otherwise the 'webhook' key derived from the secret (never the secret itself).
+  const secret = config.webhook.secret ?? (config.secret ? webhookKey(config.secret) : '');
   const timeoutMs = config.webhook.timeout_ms;
+
+  function unsealUrl(content: WebhookContent): string | undefined {
+    if (content.url_sealed === undefined) return undefined;
+    const url = config.secret ? unseal(config.secret, content.url_sealed) : null;
+    if (!url) throw new PermanentError(`webhook ${content.url_origin ?? ''}: the campaign's url cannot be unsealed with this secret (was CRIER_SECRET changed since the campaign was created?)`);
+    return url;
+  }
 
   function buildRequest(delivery: Delivery, content: WebhookContent, now: Date) {
     const body: WebhookBody = {
@@ -133,6 +155,8 @@ export function createWebhookAdapter(config: Config): ChannelAdapter {
   }
 
   async function post(url: string, raw: string, headers: Record<string, string>, ctx: SendContext): Promise<void> {
+    // Errors and logs name the receiver by origin only: the rest of the URL may be its secret.
+    const where = urlOrigin(url);
     let res: Response;
     try {
       res = await fetch(url, {
@@ -145,9 +169,9 @@ export function createWebhookAdapter(config: Config): ChannelAdapter {
       });
     } catch (err) {
       if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
-        throw new TransientError(`webhook ${url} did not answer within ${timeoutMs} ms`);
+        throw new TransientError(`webhook ${where} did not answer within ${timeoutMs} ms`);
       }
-      throw new TransientError(`webhook ${url} unreachable: ${describeNetworkError(err)}`);
+      throw new TransientError(`webhook ${where} unreachable: ${describeNetworkError(err)}`);
     }
     const status = res.status;
     if (status >= 200 && status < 300) {
@@ -157,15 +181,15 @@ export function createWebhookAdapter(config: Config): ChannelAdapter {
     const text = await snippet(res).catch(() => '');
     const tail = text ? `: ${text}` : '';
     if (status === 429) {
-      const resetAt = parseRetryAfter(res.headers.get('retry-after'), ctx.now());
-      throw new RateLimitedError(`webhook ${url} rate limited (429) until ${resetAt.toISOString()}`, resetAt);
+      const resetAt = parseRetryAfter(res.headers.get('retry-after'), ctx.now(), DEFAULT_RETRY_AFTER_MS);
+      throw new RateLimitedError(`webhook ${where} rate limited (429) until ${resetAt.toISOString()}`, resetAt);
     }
-    if (status >= 500) throw new TransientError(`webhook ${url} answered ${status}${tail}`);
-    if (status === 401 || status === 403) throw new NeedsReauthError(`webhook ${url} refused the request (${status})${tail}`);
+    if (status >= 500) throw new TransientError(`webhook ${where} answered ${status}${tail}`);
+    if (status === 401 || status === 403) throw new NeedsReauthError(`webhook ${where} refused the request (${status})${tail}`);
     if (status >= 300 && status < 400) {
-      throw new PermanentError(`webhook ${url} redirected (${status}) to ${res.headers.get('location') ?? '?'}; configure the final URL`);
+      throw new PermanentError(`webhook ${where} redirected (${status}) to ${res.headers.get('location') ?? '?'}; configure the final URL`);
     }
-    throw new PermanentError(`webhook ${url} answered ${status}${tail}`);
+    throw new PermanentError(`webhook ${where} answered ${status}${tail}`);
   }
 
   return {
@@ -175,7 +199,7 @@ export function createWebhookAdapter(config: Config): ChannelAdapter {
 
     async send(delivery: Delivery, ctx: SendContext): Promise<SendResult> {
       const content = parseContent(delivery);
-      const url = content.url ?? config.webhook.url;
+      const url = content.url ?? unsealUrl(content) ?? config.webhook.url;
       if (!secret) throw new PermanentError('webhook: no signing secret (set webhook.secret or CRIER_SECRET)');
       const { body, raw, headers } = buildRequest(delivery, content, ctx.now());
       if (!url) {
@@ -184,7 +208,7 @@ export function createWebhookAdapter(config: Config): ChannelAdapter {
         return { outboxFile };
       }
       await post(url, raw, headers, ctx);
-      ctx.log.debug({ url }, 'webhook delivered');
+      ctx.log.debug({ to: urlOrigin(url) }, 'webhook delivered');
       return {};
     },
 

@@ -44,7 +44,8 @@ function token(s: string): string {
 }
 
 export function formatAuditLine(e: AuditEntry, zone: string): string {
-  const when = DateTime.fromJSDate(e.at, { zone }).toFormat('yyyy-MM-dd HH:mm:ss');
+  // With its zone (GMT or BST in London), so a line read in another season or place is not an hour out.
+  const when = DateTime.fromJSDate(e.at, { zone }).setLocale('en-GB').toFormat('yyyy-MM-dd HH:mm:ss ZZZZ');
   const parts = [when, token(e.actor), token(e.action), token(e.subject)];
   const detail = Object.entries(e.detail)
     .map(([k, v]) => `${token(k)}=${typeof v === 'string' ? JSON.stringify(v) : String(v)}`)

@@ -1,11 +1,16 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { readCampaignFile } from '../domain/campaign-file.js';
-import { channelCounts, getCampaign, listCampaigns, type Campaign, type ChannelCounts } from '../domain/campaigns.js';
+import { channelViews, failureGroups, type AudienceCounts, type ChannelView, type FailureGroup } from '../domain/campaign-report.js';
+import { getCampaign, listCampaigns, type Campaign } from '../domain/campaigns.js';
+import { campaignEmbargo, embargoWaits } from '../domain/embargo.js';
 import { Scheduler } from '../scheduler.js';
 import { formatLocal, parseLocalTime } from '../time.js';
+import { checkCampaignLists, formatCampaignList, printShow } from './campaign-output.js';
 import { withContext, type CliContext } from './context.js';
+import { registerFailuresCommand } from './failures.js';
 import { registerPreviewCommand } from './preview.js';
+import { cancelRecurring, createRecurring, printSeriesList, showSeries } from './series.js';
 
 /** `crier campaign …`: create, list, show, approve, cancel, retry, reschedule, preview. */
 
@@ -15,29 +20,52 @@ export interface CampaignView {
   kind: string;
   status: string;
   send_at: string;
-  channels: Record<string, ChannelCounts>;
+  channels: Record<string, ChannelView>;
+  /** Failed deliveries grouped by channel and reason, largest first (`campaign failures ID` lists who). */
+  failures: FailureGroup[];
   reason?: string;
   author: string;
   approved_by?: string;
+  released_by?: string;
   essential: boolean;
+  /** The embargo instant, when the campaign carries an embargoed press release. */
+  embargo_until?: string;
+  /** Channels that wait for the embargo (public channels, and the press release's publication), with when. */
+  waits_until?: Record<string, string>;
+  /** The recurring campaign this is an occurrence of. */
+  series?: string;
+  /** What is missing from it (a newsletter run whose feed was down). */
+  note?: string;
 }
 
-export async function campaignView(ctx: Pick<CliContext, 'redis'> & Partial<CliContext>, c: Campaign): Promise<CampaignView> {
+export async function campaignView(ctx: Pick<CliContext, 'redis'> & Partial<CliContext>, c: Campaign, counted?: AudienceCounts): Promise<CampaignView> {
   return {
     id: c.id,
     title: c.title,
     kind: c.kind,
     status: c.status,
     send_at: c.sendAt.toISOString(),
-    channels: await channelCounts(ctx.redis.redis, ctx.redis.prefix, c),
+    channels: await channelViews(ctx.redis.redis, ctx.redis.prefix, c, counted),
+    failures: await failureGroups(ctx.redis.redis, ctx.redis.prefix, c.id),
     ...(c.reason ? { reason: c.reason } : {}),
     author: c.author,
     ...(c.approvedBy ? { approved_by: c.approvedBy } : {}),
+    ...(c.releasedBy ? { released_by: c.releasedBy } : {}),
     essential: c.essential,
+    ...(c.series ? { series: c.series } : {}),
+    ...(c.note ? { note: c.note } : {}),
+    ...embargoView(c),
   };
 }
 
-async function withScheduler<T>(fn: (ctx: CliContext, s: Scheduler) => Promise<T>): Promise<T> {
+function embargoView(c: Campaign): Pick<CampaignView, 'embargo_until' | 'waits_until'> {
+  const embargo = campaignEmbargo(c);
+  if (!embargo) return {};
+  const waits = embargoWaits(c);
+  return { embargo_until: embargo.toISOString(), ...(waits.length ? { waits_until: Object.fromEntries(waits.map((w) => [w.channel, w.until.toISOString()])) } : {}) };
+}
+
+export async function withScheduler<T>(fn: (ctx: CliContext, s: Scheduler) => Promise<T>): Promise<T> {
   return withContext(async (ctx) => {
     const s = new Scheduler(ctx.config, ctx.redis, ctx.log);
     try {
@@ -46,19 +74,6 @@ async function withScheduler<T>(fn: (ctx: CliContext, s: Scheduler) => Promise<T
       await s.close();
     }
   });
-}
-
-function printShow(ctx: CliContext, v: CampaignView, zone: string): void {
-  ctx.out(`${v.id}  ${v.title}`);
-  ctx.out(`  kind:    ${v.kind}${v.essential ? ' (essential)' : ''}`);
-  ctx.out(`  status:  ${v.status}`);
-  if (v.reason) ctx.out(`  reason:  ${v.reason}`);
-  ctx.out(`  send at: ${formatLocal(new Date(v.send_at), zone)} ${zone}`);
-  ctx.out(`  author:  ${v.author}${v.approved_by ? `, approved by ${v.approved_by}` : ''}`);
-  for (const [ch, n] of Object.entries(v.channels)) {
-    const none = n.sent + n.failed + n.pending + n.skipped === 0 ? '  (no recipients: the list is empty or nobody subscribed matches)' : '';
-    ctx.out(`  ${ch.padEnd(10)} sent ${n.sent}, failed ${n.failed}, pending ${n.pending}${n.skipped ? `, skipped ${n.skipped}` : ''}${n.error ? `  last error: ${n.error}` : ''}${none}`);
-  }
 }
 
 export function registerCampaignCommands(program: Command): void {
@@ -72,6 +87,11 @@ export function registerCampaignCommands(program: Command): void {
     .action(async (file: string, opts: { approve?: boolean }) => {
       await withScheduler(async (ctx, s) => {
         const draft = readCampaignFile(path.resolve(file), ctx.config, { now: new Date() });
+        await checkCampaignLists(ctx, path.resolve(file), draft.channels);
+        if (draft.repeat) {
+          await createRecurring(ctx, s, { ...draft, repeat: draft.repeat });
+          return;
+        }
         const c = await s.create(draft, { actor: ctx.config.user, approve: opts.approve });
         const when = `${formatLocal(c.sendAt, c.timezone)} ${c.timezone}`;
         ctx.out(c.status === 'awaiting_approval' ? `created "${c.title}": awaiting approval (send at ${when})` : `scheduled "${c.title}" for ${when}`);
@@ -82,18 +102,19 @@ export function registerCampaignCommands(program: Command): void {
   campaign
     .command('list')
     .option('--json', 'machine-readable output')
-    .description('list campaigns, newest first')
+    .description('list campaigns by send time, the soonest first')
     .action(async (opts: { json?: boolean }) => {
       await withContext(async (ctx) => {
-        const all = await listCampaigns(ctx.redis.redis, ctx.redis.prefix);
+        // By send time, the soonest first, as a schedule reads (ties: the newest created first).
+        const all = (await listCampaigns(ctx.redis.redis, ctx.redis.prefix)).sort((a, b) => a.sendAt.getTime() - b.sendAt.getTime());
         if (opts.json) {
-          ctx.out(JSON.stringify(await Promise.all(all.map((c) => campaignView(ctx, c)))));
+          const counted: AudienceCounts = new Map();
+          ctx.out(JSON.stringify(await Promise.all(all.map((c) => campaignView(ctx, c, counted)))));
           return;
         }
         if (all.length === 0) ctx.out('no campaigns yet: crier campaign create FILE.yaml');
-        for (const c of all) {
-          ctx.out(`${c.id}  ${c.status.padEnd(17)} ${formatLocal(c.sendAt, c.timezone)}  ${c.kind.padEnd(10)} ${c.title}`);
-        }
+        else for (const line of formatCampaignList(all, ctx.config.timezone)) ctx.out(line);
+        await printSeriesList(ctx);
       });
     });
 
@@ -104,6 +125,7 @@ export function registerCampaignCommands(program: Command): void {
     .description('status and per-channel counts (sent, failed, pending)')
     .action(async (id: string, opts: { json?: boolean }) => {
       await withContext(async (ctx) => {
+        if (await showSeries(ctx, id, Boolean(opts.json))) return;
         const v = await campaignView(ctx, await getCampaign(ctx.redis.redis, ctx.redis.prefix, id));
         if (opts.json) ctx.out(JSON.stringify(v));
         else printShow(ctx, v, ctx.config.timezone);
@@ -113,7 +135,7 @@ export function registerCampaignCommands(program: Command): void {
   campaign
     .command('approve')
     .argument('<id>')
-    .description('approve a campaign awaiting approval, or release a held essential one')
+    .description('approve a campaign awaiting approval')
     .action(async (id: string) => {
       await withScheduler(async (ctx, s) => {
         const c = await s.approve(id, ctx.config.user);
@@ -122,11 +144,27 @@ export function registerCampaignCommands(program: Command): void {
     });
 
   campaign
-    .command('cancel')
+    .command('release')
     .argument('<id>')
-    .description('cancel a campaign; it never starts (or stops sending)')
+    .description('an approver releases an essential campaign held by the pre-election period (audited)')
     .action(async (id: string) => {
       await withScheduler(async (ctx, s) => {
+        const c = await s.release(id, ctx.config.user);
+        ctx.out(`released ${c.id} by ${ctx.config.user}: ${c.status}, send at ${formatLocal(c.sendAt, c.timezone)}`);
+      });
+    });
+
+  campaign
+    .command('cancel')
+    .argument('<id>')
+    .option('--series', 'stop a recurring campaign: no more occurrences, and those not yet sent are cancelled (ID: the series or any occurrence)')
+    .description('cancel a campaign; it never starts (or stops sending)')
+    .action(async (id: string, opts: { series?: boolean }) => {
+      await withScheduler(async (ctx, s) => {
+        if (opts.series) {
+          await cancelRecurring(ctx, s, id);
+          return;
+        }
         await s.cancel(id, ctx.config.user);
         ctx.out(`cancelled ${id}`);
       });
@@ -144,6 +182,7 @@ export function registerCampaignCommands(program: Command): void {
     });
 
   registerPreviewCommand(campaign);
+  registerFailuresCommand(campaign);
 
   campaign
     .command('reschedule')

@@ -2,6 +2,7 @@ import { loadConfig, type Config } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
 import { connectRedis, type RedisHandle } from '../redis/connection.js';
 import { ensureSecret } from '../secret.js';
+import { writeLine } from './output.js';
 
 /** What a CLI command gets: the frozen config, a logger, Redis. */
 export interface CliContext {
@@ -16,10 +17,10 @@ export interface CliContext {
 export async function withContext<T>(fn: (ctx: CliContext) => Promise<T>): Promise<T> {
   const loaded = loadConfig();
   const log = createLogger(loaded.logLevel === 'info' ? 'warn' : loaded.logLevel);
-  const config = ensureSecret(loaded, log);
-  const redis = await connectRedis(config, log);
+  const redis = await connectRedis(loaded, log);
   try {
-    return await fn({ config, log, redis, out: (line) => process.stdout.write(`${line}\n`) });
+    const config = await ensureSecret(loaded, redis, log);
+    return await fn({ config, log, redis, out: (line) => void writeLine(line) });
   } finally {
     await redis.close();
   }

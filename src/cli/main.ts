@@ -3,6 +3,9 @@ import { Command, CommanderError } from 'commander';
 import { isCrierError } from '../errors.js';
 import { registerAuditCommand } from './audit.js';
 import { registerCampaignCommands } from './campaign.js';
+import { OutputClosed, watchStdout } from './output.js';
+import { registerNewsletterCommands } from './newsletter.js';
+import { registerDigestCommand } from './digest.js';
 import { registerRunCommands } from './run.js';
 import { registerSubscriberCommands } from './subscribers.js';
 import { registerUserCommands } from './users.js';
@@ -20,11 +23,17 @@ registerSubscriberCommands(program);
 registerAuditCommand(program);
 registerUserCommands(program);
 registerMetricsCommands(program);
+registerNewsletterCommands(program);
+registerDigestCommand(program);
 
+watchStdout();
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof CommanderError) {
+  if (err instanceof OutputClosed) {
+    // The reader (head, less) went away: what it wanted was printed.
+    process.exitCode = 0;
+  } else if (err instanceof CommanderError) {
     process.exitCode = err.exitCode === 0 ? 0 : 1;
   } else if (isCrierError(err)) {
     // One line per mistake (a campaign file can have several), each marked as ours.

@@ -67,7 +67,7 @@ async function status(ctx: CliContext, json: boolean): Promise<void> {
   }
   for (const r of rows) {
     ctx.out(`${String(r.source)}: ${String(r.state)}`);
-    ctx.out(`  schedule:     ${String(r.cron)} (${zone}); next run ${when(r.next_run_at as string | undefined, zone)}`);
+    ctx.out(`  schedule:     ${String(r.cron)} (${zone}); next run ${r.next_run_at ? when(r.next_run_at as string, zone) : 'none'}`);
     const ok = r.last_success_at as string | undefined;
     ctx.out(`  last success: ${when(ok, zone)}${ok ? ` (${String(r.last_success_observations)} observations)` : ''}`);
     const bad = r.last_failure_at as string | undefined;
@@ -160,18 +160,39 @@ async function importFile(ctx: CliContext, file: string): Promise<void> {
   if (r.rejected) throw UserError.all(r.errors);
 }
 
+/**
+ * `crier metrics export | head`: a reader that stops early ends the command
+ * quietly (exit 0, Redis released), as Unix tools do.
+ */
+class PipeClosed extends Error {}
+let pipeClosed = false;
+
+function quietOnClosedPipe(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    pipeClosed = true;
+    process.stdout.emit('drain');
+  });
+}
+
 async function stdoutLine(line: string): Promise<void> {
+  if (pipeClosed) throw new PipeClosed();
   if (!process.stdout.write(`${line}\n`)) await once(process.stdout, 'drain');
 }
 
 async function exportCmd(ctx: CliContext, opts: { from?: string; to?: string; measure: string[]; format: ExportFormat }): Promise<void> {
+  quietOnClosedPipe();
   const { store, catalogue } = storeOf(ctx);
   for (const m of opts.measure) catalogue.require(m, { field: '--measure' });
   const zone = ctx.config.timezone;
   const from = opts.from ? parsePeriod(opts.from, zone, { field: '--from' }).start : undefined;
   const to = opts.to ? parsePeriod(opts.to, zone, { field: '--to' }).end : undefined;
   if (from && to && to <= from) throw new UserError('--to is before --from', 'CRIER_ERR_INPUT', { field: '--to' });
-  await exportObservations(store, catalogue, { from, to, measures: opts.measure.length ? opts.measure : undefined, format: opts.format }, stdoutLine);
+  try {
+    await exportObservations(store, catalogue, { from, to, measures: opts.measure.length ? opts.measure : undefined, format: opts.format }, stdoutLine);
+  } catch (err) {
+    if (!(err instanceof PipeClosed)) throw err;
+  }
 }
 
 const collectList = (v: string, prev: string[]) => [...prev, v];
@@ -184,6 +205,7 @@ export function registerMetricsCommands(program: Command): void {
     .option('--json', 'as JSON')
     .action((opts: { json?: boolean }) => {
       // The catalogue is configuration: no Redis needed.
+      process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
       const config = loadConfig();
       const catalogue = catalogueFor(config.metrics, config.configFile);
       const out = (l: string) => process.stdout.write(`${l}\n`);

@@ -5,10 +5,14 @@ import { channelDefinition } from '../../channels/registry.js';
 import { withOverrides } from '../config.js';
 import { getRecipients } from '../domain/audience.js';
 import { getCampaign } from '../domain/campaigns.js';
+import { campaignEmbargo, channelStartsAt } from '../domain/embargo.js';
+import { deriveKey } from '../keys.js';
+import { formatLocal } from '../time.js';
 import { audienceBatches } from '../../workers/plan.js';
 import { withContext } from './context.js';
 
-const SAMPLE: Recipient = { id: 'preview', email: 'sample.subscriber@example.org', name: 'Sample Subscriber', area: '', topics: [] };
+// The phone number is from Ofcom's range reserved for drama: it belongs to nobody.
+const SAMPLE: Recipient = { id: 'preview', email: 'sample.subscriber@example.org', name: 'Sample Subscriber', area: '', topics: [], phone: '+447700900000' };
 
 /**
  * `crier campaign preview ID [--out DIR]`: writes exactly what each channel
@@ -32,24 +36,35 @@ export function registerPreviewCommand(campaign: Command): void {
           mastodon: {},
           webhook: { ...ctx.config.webhook, url: undefined },
           community: {},
+          facebook: { ...ctx.config.facebook, pageId: undefined, pageToken: undefined },
+          notify: { baseUrl: ctx.config.notify.baseUrl },
         });
+        const embargo = campaignEmbargo(c);
+        if (embargo && embargo > c.sendAt) ctx.out(`embargo    ${formatLocal(embargo, c.timezone)} ${c.timezone}: only the media list's EMBARGOED email goes before it`);
         for (const [channel, raw] of Object.entries(c.channels)) {
           const def = channelDefinition(channel)!;
           const content = { ...raw };
           delete content.url; // a webhook url in the campaign would make a real POST
+          delete content.url_sealed;
           let recipient: Recipient | undefined;
+          let recipients = 0;
           if (def.audience) {
             recipient = SAMPLE;
-            for await (const { ids } of audienceBatches(ctx.redis.redis, ctx.redis.prefix, def.audience(content), 10)) {
-              recipient = (await getRecipients(ctx.redis.redis, ctx.redis.prefix, ids)).find((r) => r !== null) ?? SAMPLE;
-              break;
+            // Counted only where the channel sums up the whole send (one pass over the audience).
+            for await (const { ids } of audienceBatches(ctx.redis.redis, ctx.redis.prefix, def.audience(content), def.summary ? ctx.config.batch_size : 10)) {
+              if (recipient === SAMPLE) recipient = (await getRecipients(ctx.redis.redis, ctx.redis.prefix, ids, deriveKey(ctx.config.secret, 'suppression'))).find((r) => r !== null) ?? SAMPLE;
+              recipients += ids.length;
+              if (!def.summary) break;
             }
           }
           const adapter = def.create(dry);
           try {
             const delivery: Delivery = { campaignId: c.id, campaignTitle: c.title, kind: c.kind, channel, content, recipient, key: `${c.id}:${channel}:preview` };
             const r = await adapter.send(delivery, { log: ctx.log, now: () => new Date() });
-            ctx.out(`${channel.padEnd(10)} ${r.outboxFile ?? '(no file)'}${recipient ? `  (to ${recipient.email})` : ''}`);
+            const at = channelStartsAt(c, channel);
+            const waits = at > c.sendAt ? `  (waits for the embargo: goes at ${formatLocal(at, c.timezone)} ${c.timezone})` : '';
+            ctx.out(`${channel.padEnd(10)} ${r.outboxFile ?? '(no file)'}${recipient ? `  (to ${recipient.email})` : ''}${waits}`);
+            if (def.summary) ctx.out(`${''.padEnd(10)} ${def.summary(content, recipients, ctx.config)}`);
           } finally {
             await adapter.close();
           }

@@ -14,15 +14,24 @@ import { COLLECT_QUEUE, reconcileCollectors } from '../../workers/collect/worker
 async function run(opts: { server: boolean; queues?: string[] }): Promise<void> {
   const loaded = loadConfig();
   const log = createLogger(loaded.logLevel);
-  const config = ensureSecret(loaded, log);
   const known = allQueueNames();
   for (const q of opts.queues ?? []) {
     if (!known.includes(q)) throw new UserError(`unknown queue "${q}" (known: ${known.join(', ')})`, 'CRIER_ERR_INPUT', { field: '--queues' });
   }
-  const handle = await connectRedis(config, log);
+  const handle = await connectRedis(loaded, log);
+  const config = await ensureSecret(loaded, handle, log);
   const scheduler = new Scheduler(config, handle, log);
   await scheduler.reconcile();
   if (!opts.queues || opts.queues.includes(COLLECT_QUEUE)) await reconcileCollectors(config, handle, log);
+  let reconcileRunning = false;
+  const reconciling = setInterval(() => {
+    if (reconcileRunning) return; // still waiting (Redis away?): one run at a time
+    reconcileRunning = true;
+    scheduler
+      .reconcile()
+      .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'reconcile failed'))
+      .finally(() => (reconcileRunning = false));
+  }, config.reconcile_ms);
   const pool = startWorkers({ config, handle, log, queues: opts.queues });
   // Loaded only here: the dashboard's modules would slow every other command's start.
   const server = opts.server ? await (await import('../server/index.js')).buildServer(config, handle, log) : undefined;
@@ -43,11 +52,15 @@ async function run(opts: { server: boolean; queues?: string[] }): Promise<void> 
     await adapter.close();
   }
   const redisWhere = config.redisUrl ? 'REDIS_URL' : `embedded (${config.dataDir}/redis)`;
-  log.info({ redis: redisWhere, port: server ? config.port : undefined, dryRun: dry, outbox: dry.length ? config.outboxDir : undefined, queues: opts.queues ?? 'all' }, 'crier is running');
+  const bound = server?.server.address();
+  const listening = typeof bound === 'object' && bound ? bound : undefined;
+  log.info({ redis: redisWhere, host: listening?.address, port: listening?.port, dryRun: dry, outbox: dry.length ? config.outboxDir : undefined, queues: opts.queues ?? 'all' }, 'crier is running');
   // A plain summary for the person at the terminal; the JSON logs go to stderr.
-  const port = server?.server.address();
+  const loopback = config.host === '127.0.0.1' || config.host === 'localhost' || config.host === '::1';
   const lines = [
-    server ? `Crier is running on http://localhost:${typeof port === 'object' && port ? port.port : config.port} (dashboard: /dashboard, sign-in accounts: crier users add; health: /healthz)` : `Crier worker is running (queues: ${(opts.queues ?? known).join(', ')})`,
+    server
+      ? `Crier is running on http://localhost:${listening?.port ?? config.port} (dashboard: /dashboard, press room: /press, health: /healthz)${loopback ? '; this machine only (set HOST=0.0.0.0 to listen on every interface)' : `; listening on ${config.host}`}`
+      : `Crier worker is running (queues: ${(opts.queues ?? known).join(', ')})`,
     `Redis: ${config.redisUrl ? 'REDIS_URL' : `embedded, data in ${config.dataDir}/redis (set REDIS_URL to use your own)`}`,
     dry.length ? `Dry-run channels (no credentials): ${dry.join(', ')}: output goes to ${config.outboxDir}` : 'All channels have credentials: messages are really sent',
     'Stop with Ctrl-C (jobs in flight finish first).',
@@ -64,6 +77,7 @@ async function run(opts: { server: boolean; queues?: string[] }): Promise<void> 
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  clearInterval(reconciling);
   await server?.close();
   await pool.close();
   await scheduler.close();

@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { once } from 'node:events';
 import type { Command } from 'commander';
 import { appendAudit } from '../domain/audit.js';
 import {
@@ -7,10 +6,15 @@ import {
   exportList,
   forgetSubscriber,
   importSubscribers,
+  subscriberId,
   type AudienceEventHook,
   type ImportResult,
 } from '../domain/audience.js';
+import { eraseDeliveryErrors, eraseFromFiles, rewriteAppendOnlyFile } from '../domain/erasure.js';
+import { deriveKey } from '../keys.js';
+import { createLogger, type Logger } from '../log.js';
 import { withContext, type CliContext } from './context.js';
+import { writeLineAsync } from './output.js';
 
 /**
  * `crier subscribers import FILE --list NAME`: prints `imported N, updated M, rejected K`
@@ -34,7 +38,7 @@ export function audienceAuditHook(ctx: Pick<CliContext, 'redis'>, actor: string)
     await appendAudit(ctx.redis.redis, ctx.redis.prefix, {
       actor,
       action,
-      subject: list ?? id ?? '',
+      subject: String(list ?? id ?? ''),
       detail: rest,
     });
   };
@@ -57,7 +61,9 @@ export async function runImport(
   let shown = false;
   const result = await importSubscribers(ctx.redis.redis, ctx.redis.prefix, file, checkListName(list), {
     rejectsDir: path.join(ctx.config.dataDir, 'rejects'),
+    phoneCountry: ctx.config.sms.default_country,
     onEvent: auditHook(ctx),
+    suppressionKey: deriveKey(ctx.config.secret, 'suppression'),
     onProgress: (soFar, line) => {
       if (!tty || Date.now() - shownAt < 1000) return;
       shownAt = Date.now();
@@ -67,20 +73,27 @@ export async function runImport(
   });
   if (shown) process.stderr.write('\r\x1b[K');
   ctx.out(importSummary(result));
+  if (result.encodingNote) warn(`warning: ${file}: ${result.encodingNote}`);
   if (result.rejectsFile) warn(`warning: ${result.rejected} row(s) rejected; rejects: ${result.rejectsFile}`);
   return result;
 }
 
-export async function runForget(ctx: Ctx, email: string): Promise<boolean> {
-  const found = await forgetSubscriber(ctx.redis.redis, ctx.redis.prefix, email, { onEvent: auditHook(ctx) });
+export async function runForget(ctx: Ctx & { log?: Logger }, email: string): Promise<boolean> {
+  const found = await forgetSubscriber(ctx.redis.redis, ctx.redis.prefix, email, { onEvent: auditHook(ctx), suppressionKey: deriveKey(ctx.config.secret, 'suppression') });
   const shown = email.trim().toLowerCase();
+  // Every other copy Crier made: stored delivery errors, rejects rows, previews, outbox files, the embedded Redis's AOF.
+  await eraseDeliveryErrors(ctx.redis.redis, ctx.redis.prefix, subscriberId(shown));
+  const files = await eraseFromFiles(ctx.config, shown);
+  const touched = files.removed.length + files.rewritten.length;
+  if (touched > 0) ctx.out(`removed from ${touched} file${touched === 1 ? '' : 's'} (${files.rewritten.length} rejects, ${files.removed.length} previews and outbox)`);
+  if (!ctx.config.redisUrl) {
+    await rewriteAppendOnlyFile(ctx.redis.redis, ctx.log ?? createLogger('warn'));
+    ctx.out('rewrote the embedded Redis append-only file: old entries are gone from disk');
+  } else {
+    ctx.out("REDIS_URL: old copies stay in that Redis's AOF/RDB files until they are rewritten (see README: Erasure)");
+  }
   ctx.out(found ? `forgotten ${shown}` : `not found: ${shown} (suppressed so no import can add it)`);
   return found;
-}
-
-/** Writes to stdout with backpressure, so exporting a big list does not pile up in memory. */
-async function stdoutLine(line: string): Promise<void> {
-  if (!process.stdout.write(`${line}\n`)) await once(process.stdout, 'drain');
 }
 
 export function registerSubscriberCommands(program: Command): void {
@@ -88,7 +101,7 @@ export function registerSubscriberCommands(program: Command): void {
 
   subs
     .command('import')
-    .description('import subscribers from a CSV file (columns: email,name,area,topics)')
+    .description('import subscribers from a CSV file (columns: email,name,area,topics; optional phone for SMS)')
     .argument('<file>', 'CSV file with a header row')
     .requiredOption('--list <name>', 'list to add them to')
     .action(async (file: string, opts: { list: string }) => {
@@ -100,7 +113,7 @@ export function registerSubscriberCommands(program: Command): void {
     .description('write a list as CSV to stdout')
     .requiredOption('--list <name>', 'list to export')
     .action(async (opts: { list: string }) => {
-      await withContext((ctx) => exportList(ctx.redis.redis, ctx.redis.prefix, checkListName(opts.list), stdoutLine));
+      await withContext((ctx) => exportList(ctx.redis.redis, ctx.redis.prefix, checkListName(opts.list), writeLineAsync));
     });
 
   subs

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, openSync, type WriteStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,15 +8,16 @@ import { UserError } from '../errors.js';
 import {
   audienceKeys,
   checkListName,
-  emailHash,
+  suppressionHashes,
   emailProblem,
-  luaScript,
-  runScript,
+  execAll,
   normaliseEmail,
   subscriberId,
   type AudienceEventHook,
 } from './audience-keys.js';
-import { csvLine, readCsvRecords, type CsvRecord } from './csv.js';
+import { describeEncoding, readCsvRecords, safeCsvLine, scanCsv, unneutraliseCell, type CsvRecord } from './csv.js';
+import { normalisePhone } from './phone.js';
+import { defineScript, runScript } from '../redis/scripts.js';
 
 /**
  * `subscribers import`: streams a CSV into the audience in pipelined batches.
@@ -30,6 +32,8 @@ export interface ImportResult {
   /** Rows for suppressed or unsubscribed addresses: left untouched. */
   suppressed: number;
   rejectsFile?: string;
+  /** Set when some of the file was not UTF-8: which lines, and how they were read. */
+  encodingNote?: string;
 }
 
 export interface ImportOptions {
@@ -43,9 +47,14 @@ export interface ImportOptions {
   onEvent?: AudienceEventHook;
   /** Called after each batch with the counts so far and the file line reached. */
   onProgress?: (soFar: Readonly<ImportResult>, line: number) => void;
+  /** Country for phone numbers written without a country code (default GB). */
+  phoneCountry?: string;
+  /** The derived 'suppression' key: the suppression list is checked with keyed hashes. */
+  suppressionKey?: Buffer;
 }
 
-type Column = 'email' | 'name' | 'area' | 'topics';
+type Column = 'email' | 'name' | 'area' | 'topics' | 'phone';
+/** Required columns; `phone` is optional. */
 const COLUMNS: Column[] = ['email', 'name', 'area', 'topics'];
 const ALIASES: Record<string, Column> = {
   email: 'email',
@@ -55,21 +64,31 @@ const ALIASES: Record<string, Column> = {
   area: 'area',
   topics: 'topics',
   topic: 'topics',
+  phone: 'phone',
+  'phone number': 'phone',
+  mobile: 'phone',
+  'mobile number': 'phone',
+  'mobile phone': 'phone',
 };
-const MAX_LEN: Record<Exclude<Column, 'email'>, number> = { name: 200, area: 100, topics: 500 };
+const MAX_LEN: Record<Exclude<Column, 'email' | 'phone'>, number> = { name: 200, area: 100, topics: 500 };
 
-// One call per batch (rows as ARGV groups of 6, their hash keys after the 5 fixed keys).
+// One call per batch (rows as ARGV groups of 8, their hash keys after the 5 fixed keys).
 // New subscribers get consent and a sequence number; existing ones keep consent and take
-// non-empty new values; unsubscribed or suppressed ones are never touched.
+// non-empty new values (a phone number too); unsubscribed or suppressed ones (or, for this
+// list, those who unsubscribed from it: field unsub:<list>) are never touched.
 // Replies per row: 1 imported, 2 updated, 3 suppressed.
-const UPSERT = luaScript(`
+const UPSERT = defineScript(
+  'audience_upsert',
+  `
 local out = {}
 local list, source, now = ARGV[1], ARGV[2], ARGV[3]
 for r = 1, #KEYS - 5 do
-  local key, a = KEYS[5 + r], 3 + (r - 1) * 6
-  local id, hash, email, name, area, topics = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
+  local key, a = KEYS[5 + r], 3 + (r - 1) * 8
+  local id, hash, email, name, area, topics, phone, legacy = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
   local status = redis.call('HGET', key, 'status')
-  if status == 'unsubscribed' or redis.call('SISMEMBER', KEYS[4], hash) == 1 then
+  -- A suppression entry from before the keyed hash is replaced by the keyed one.
+  if legacy ~= hash and redis.call('SREM', KEYS[4], legacy) == 1 then redis.call('SADD', KEYS[4], hash) end
+  if status == 'unsubscribed' or redis.call('SISMEMBER', KEYS[4], hash) == 1 or redis.call('HEXISTS', key, 'unsub:' .. list) == 1 then
     out[r] = 3
   else
     if status then
@@ -77,12 +96,14 @@ for r = 1, #KEYS - 5 do
       if name ~= '' then upd[#upd + 1] = 'name'; upd[#upd + 1] = name end
       if area ~= '' then upd[#upd + 1] = 'area'; upd[#upd + 1] = area end
       if topics ~= '' then upd[#upd + 1] = 'topics'; upd[#upd + 1] = topics end
+      if phone ~= '' then upd[#upd + 1] = 'phone'; upd[#upd + 1] = phone end
       redis.call('HSET', key, unpack(upd))
       out[r] = 2
     else
       redis.call('HSET', key, 'email', email, 'name', name, 'area', area, 'topics', topics,
         'status', 'subscribed', 'consent_source', source, 'consent_at', now,
         'created_at', now, 'updated_at', now)
+      if phone ~= '' then redis.call('HSET', key, 'phone', phone) end
       out[r] = 1
     end
     local score = status and redis.call('ZSCORE', KEYS[1], id)
@@ -94,13 +115,16 @@ for r = 1, #KEYS - 5 do
   end
 end
 redis.call('SADD', KEYS[3], list)
-return out`);
+return out`,
+);
 
 interface Row {
   email: string;
   name: string;
   area: string;
   topics: string;
+  /** E.164, or '' when the row has none. */
+  phone: string;
 }
 
 /** Collapses line breaks, tabs and control characters: these values end up in mail headers and pages. */
@@ -147,7 +171,7 @@ function readHeader(rec: CsvRecord, file: string): Map<Column, number> {
   if (cols.size === 0) {
     const seen = rec.raw.length > 80 ? `${rec.raw.slice(0, 80)}…` : rec.raw;
     throw new UserError(
-      `not a CSV file with a header row: expected columns email,name,area,topics, found ${JSON.stringify(seen)}`,
+      `not a CSV file with a header row: expected columns email,name,area,topics (and optionally phone), found ${JSON.stringify(seen)}`,
       'CRIER_ERR_INPUT',
       where,
     );
@@ -164,23 +188,55 @@ function readHeader(rec: CsvRecord, file: string): Map<Column, number> {
 }
 
 /** A row's problem (for the rejects file), or the clean row. */
-function readRow(rec: CsvRecord, cols: Map<Column, number>, width: number): Row | string {
+function readRow(rec: CsvRecord, cols: Map<Column, number>, width: number, phoneCountry: string): Row | string {
   for (const col of COLUMNS) {
     if ((cols.get(col) ?? 0) >= rec.fields.length) return `missing column "${col}"`;
   }
   if (rec.fields.length > width && rec.fields.slice(width).some((f) => f.trim() !== '')) {
     return `${rec.fields.length} fields but the header has ${width} (an unquoted comma?)`;
   }
-  const get = (col: Column): string => rec.fields[cols.get(col) ?? 0] ?? '';
+  const get = (col: Column): string => unneutraliseCell(rec.fields[cols.get(col) ?? 0] ?? '');
   const email = normaliseEmail(get('email'));
   const problem = emailProblem(email);
   if (problem) return problem;
-  const row: Row = { email, name: clean(get('name')), area: clean(get('area')), topics: cleanTopics(get('topics')) };
+  let phone = '';
+  const phoneText = cols.has('phone') ? get('phone').trim() : '';
+  if (phoneText !== '') {
+    const checked = normalisePhone(phoneText, phoneCountry);
+    if ('problem' in checked) return checked.problem;
+    phone = checked.phone;
+  }
+  const row: Row = { email, name: clean(get('name')), area: clean(get('area')), topics: cleanTopics(get('topics')), phone };
   for (const col of ['name', 'area', 'topics'] as const) {
     const len = col === 'topics' ? get('topics').trim().length : row[col].length;
     if (len > MAX_LEN[col]) return `${col} longer than ${MAX_LEN[col]} characters (${len})`;
   }
   return row;
+}
+
+/** A data row as read: the clean row, or the reason it is rejected. */
+interface Pending {
+  line: number;
+  raw: string;
+  row: Row | string;
+}
+
+/**
+ * Records each address's first line in this file and returns, for rows whose
+ * address came earlier (in this batch or an earlier one), that first line.
+ */
+async function firstLines(redis: Redis, seenKey: string, rows: Array<Pending & { row: Row }>): Promise<Map<Pending, string>> {
+  const out = new Map<Pending, string>();
+  if (rows.length === 0) return out;
+  const pipe = redis.pipeline();
+  for (const e of rows) pipe.hsetnx(seenKey, subscriberId(e.row.email), String(e.line));
+  pipe.expire(seenKey, 86_400);
+  const added = (await execAll(pipe)).slice(0, rows.length) as number[];
+  const dups = rows.filter((_, i) => added[i] === 0);
+  if (dups.length === 0) return out;
+  const lines = (await redis.hmget(seenKey, ...dups.map((e) => subscriberId(e.row.email)))) as Array<string | null>;
+  dups.forEach((e, i) => out.set(e, lines[i] ?? '?'));
+  return out;
 }
 
 /** The rejects file, opened at the first bad row so clean imports leave nothing behind. */
@@ -197,7 +253,7 @@ class RejectsWriter {
   async add(line: number, reason: string, raw: string): Promise<void> {
     if (!this.out) this.open();
     const text = raw.length > 10_000 ? `${raw.slice(0, 10_000)}…` : raw;
-    if (!this.out?.write(`${csvLine([String(line), reason, text])}\n`)) await once(this.out as WriteStream, 'drain');
+    if (!this.out?.write(`${safeCsvLine([String(line), reason, text])}\n`)) await once(this.out as WriteStream, 'drain');
   }
 
   private open(): void {
@@ -247,19 +303,39 @@ export async function importSubscribers(
   const batchSize = opts.batchSize ?? 500;
   const k = audienceKeys(prefix);
   const result: ImportResult = { imported: 0, updated: 0, rejected: 0, suppressed: 0 };
-  let batch: Row[] = [];
+  // The whole file is checked (binary, unclosed quote, a huge record) before anything is written.
+  const scan = await scanCsv(file);
+  const encodingNote = describeEncoding(scan);
+  if (encodingNote) result.encodingNote = encodingNote;
+  // Addresses seen in this file (id → first line), in Redis so memory stays flat however long the file.
+  const seenKey = `${prefix}:import:${stamp}:${randomBytes(4).toString('hex')}:seen`;
+  let batch: Pending[] = [];
 
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
+    const entries = batch;
+    batch = [];
+    const valid = entries.filter((e): e is Pending & { row: Row } => typeof e.row !== 'string');
+    const firstLine = await firstLines(redis, seenKey, valid);
+    const upserts: Row[] = [];
+    for (const e of entries) {
+      const first = typeof e.row === 'string' ? undefined : firstLine.get(e);
+      const reason = typeof e.row === 'string' ? e.row : first !== undefined ? `duplicate address: already on line ${first} of this file` : undefined;
+      if (reason !== undefined) {
+        result.rejected++;
+        await rejects.add(e.line, reason, e.raw);
+      } else upserts.push(e.row as Row);
+    }
+    if (upserts.length === 0) return;
     const at = now().toISOString();
     const keys = [k.subs, k.list(list), k.lists, k.suppressed, k.seq];
     const args = [list, source, at];
-    for (const r of batch) {
+    for (const r of upserts) {
       const id = subscriberId(r.email);
       keys.push(k.sub(id));
-      args.push(id, emailHash(r.email), r.email, r.name, r.area, r.topics);
+      const { keyed, legacy } = suppressionHashes(r.email, opts.suppressionKey);
+      args.push(id, keyed, r.email, r.name, r.area, r.topics, r.phone, legacy);
     }
-    batch = [];
     const codes = (await runScript(redis, UPSERT, keys, args)) as number[];
     for (const code of codes) {
       if (code === 1) result.imported++;
@@ -271,7 +347,7 @@ export async function importSubscribers(
   try {
     let cols: Map<Column, number> | undefined;
     let width = 0;
-    for await (const rec of readCsvRecords(file)) {
+    for await (const rec of readCsvRecords(file, scan)) {
       const blank = rec.fields.length === 1 && (rec.fields[0] ?? '').trim() === '';
       if (blank) continue;
       if (!cols) {
@@ -279,13 +355,7 @@ export async function importSubscribers(
         width = rec.fields.length;
         continue;
       }
-      const row = readRow(rec, cols, width);
-      if (typeof row === 'string') {
-        result.rejected++;
-        await rejects.add(rec.line, row, rec.raw);
-        continue;
-      }
-      batch.push(row);
+      batch.push({ line: rec.line, raw: rec.raw, row: readRow(rec, cols, width, opts.phoneCountry ?? 'GB') });
       if (batch.length >= batchSize) {
         await flush();
         opts.onProgress?.(result, rec.line);
@@ -295,15 +365,16 @@ export async function importSubscribers(
     await flush();
   } finally {
     await rejects.close();
+    await redis.del(seenKey);
   }
   if (rejects.file) result.rejectsFile = rejects.file;
   await opts.onEvent?.('subscriber.import', {
     file: path.basename(file),
     list,
-    imported: String(result.imported),
-    updated: String(result.updated),
-    rejected: String(result.rejected),
-    suppressed: String(result.suppressed),
+    imported: result.imported,
+    updated: result.updated,
+    rejected: result.rejected,
+    suppressed: result.suppressed,
   });
   return result;
 }

@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
-import type { ChainableCommander, Redis } from 'ioredis';
+import { createHash, createHmac } from 'node:crypto';
+import type { ChainableCommander } from 'ioredis';
 import { UserError } from '../errors.js';
+import { defineScript, type LuaScript } from '../redis/scripts.js';
 
 /**
  * Where the audience lives in Redis, and how an email becomes an id. The id is
@@ -12,9 +13,33 @@ export function normaliseEmail(email: string): string {
   return email.trim().toLowerCase();
 }
 
-/** Full sha256 hex of the normalised email: all that survives `forget`. */
+/** Full sha256 hex of the normalised email: the subscriber id's source, and the suppression list's entry before it was keyed. */
 export function emailHash(email: string): string {
   return createHash('sha256').update(normaliseEmail(email)).digest('hex');
+}
+
+/**
+ * The suppression list's entry for an address: HMAC-SHA256 of the normalised
+ * email under the 'suppression' key derived from the secret (src/keys.ts), so
+ * a copy of Redis does not let anyone test addresses against it. Without a key
+ * (library use, older tests) the plain sha256.
+ */
+export function suppressionHash(email: string, key?: Buffer): string {
+  return key ? createHmac('sha256', key).update(normaliseEmail(email)).digest('hex') : emailHash(email);
+}
+
+/**
+ * What to look for on the suppression list: the keyed entry, and the plain
+ * sha256 that versions before the keyed hash wrote (still honoured, and
+ * replaced by the keyed one whenever Crier meets the address again).
+ */
+export function suppressionHashes(email: string, key?: Buffer): { keyed: string; legacy: string } {
+  return { keyed: suppressionHash(email, key), legacy: emailHash(email) };
+}
+
+/** The subscriber-hash field that records an unsubscribe from one list (its value: when). */
+export function listOptOutField(list: string): string {
+  return `unsub:${list}`;
 }
 
 export function subscriberId(email: string): string {
@@ -74,7 +99,7 @@ export function emailProblem(email: string): string | null {
 }
 
 /** Audit hook: the detail never holds an email, so the audit log needs no erasure. */
-export type AudienceEventHook = (action: string, detail: Record<string, string>) => Promise<void>;
+export type AudienceEventHook = (action: string, detail: Record<string, string | number>) => Promise<void>;
 
 /** Runs a pipeline and returns its replies, throwing the first command error. */
 export async function execAll(pipe: ChainableCommander): Promise<unknown[]> {
@@ -86,21 +111,12 @@ export async function execAll(pipe: ChainableCommander): Promise<unknown[]> {
   });
 }
 
-export interface LuaScript {
-  source: string;
-  sha: string;
-}
-
+/**
+ * Lua runs one way, through src/redis/scripts.ts (defineScript + runScript, registered with
+ * ioredis defineCommand). These names stay for code written against them: a script made with
+ * luaScript() is registered under a name derived from its text.
+ */
+export { runScript, type LuaScript } from '../redis/scripts.js';
 export function luaScript(source: string): LuaScript {
-  return { source, sha: createHash('sha1').update(source).digest('hex') };
-}
-
-/** EVALSHA, falling back to EVAL when the server has not seen the script (first use, restart, SCRIPT FLUSH). */
-export async function runScript(redis: Redis, script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
-  try {
-    return await redis.evalsha(script.sha, keys.length, ...keys, ...args);
-  } catch (err) {
-    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-    return redis.eval(script.source, keys.length, ...keys, ...args);
-  }
+  return defineScript(`lua_${createHash('sha1').update(source).digest('hex').slice(0, 16)}`, source);
 }

@@ -1,17 +1,17 @@
 import type { Redis } from 'ioredis';
-import type { Recipient } from '../../channels/adapter.js';
+import type { AudienceSelector, Recipient } from '../../channels/adapter.js';
 import { UserError } from '../errors.js';
 import {
   audienceKeys,
-  emailHash,
   execAll,
-  luaScript,
+  listOptOutField,
+  suppressionHashes,
   normaliseEmail,
-  runScript,
   subscriberId,
   type AudienceEventHook,
 } from './audience-keys.js';
-import { csvLine } from './csv.js';
+import { safeCsvLine } from './csv.js';
+import { defineScript, runScript } from '../redis/scripts.js';
 
 /**
  * The audience: subscribers (one hash each), lists (zsets of ids in insertion
@@ -19,7 +19,7 @@ import { csvLine } from './csv.js';
  * must never be mailed again, which outlives re-imports and erasure).
  */
 
-export { subscriberId, emailHash, normaliseEmail, checkListName, audienceKeys, emailProblem } from './audience-keys.js';
+export { subscriberId, emailHash, normaliseEmail, checkListName, audienceKeys, emailProblem, listOptOutField, suppressionHash, suppressionHashes } from './audience-keys.js';
 export type { AudienceEventHook } from './audience-keys.js';
 export { importSubscribers, type ImportResult, type ImportOptions } from './audience-import.js';
 
@@ -33,13 +33,15 @@ export interface Subscriber extends Recipient {
   updatedAt: string;
 }
 
-/** A whole list, or (community alerts) subscribers by area and topic, optionally within a list. */
-export type AudienceSelector = { list: string } | { list?: string; areas?: string[]; topics?: string[] };
+/** A whole list, or (community alerts) subscribers by area and topic, optionally within a list: one type, the adapters'. */
+export type { AudienceSelector };
 
 
 export interface AudienceOpts {
   now?: () => Date;
   onEvent?: AudienceEventHook;
+  /** The derived 'suppression' key (deriveKey(secret, 'suppression')): suppression entries are keyed with it. */
+  suppressionKey?: Buffer;
 }
 
 export function splitTopics(topics: string | undefined): string[] {
@@ -58,6 +60,7 @@ function toSubscriber(id: string, h: Record<string, string>): Subscriber | null 
     name: h.name ?? '',
     area: h.area ?? '',
     topics: splitTopics(h.topics),
+    ...(h.phone ? { phone: h.phone } : {}),
     status: h.status === 'unsubscribed' ? 'unsubscribed' : 'subscribed',
     consentSource: h.consent_source ?? '',
     consentAt: h.consent_at ?? '',
@@ -74,8 +77,9 @@ export async function findSubscriber(redis: Redis, prefix: string, email: string
   return getSubscriber(redis, prefix, subscriberId(email));
 }
 
-export async function isSuppressed(redis: Redis, prefix: string, email: string): Promise<boolean> {
-  return (await redis.sismember(audienceKeys(prefix).suppressed, emailHash(email))) === 1;
+export async function isSuppressed(redis: Redis, prefix: string, email: string, suppressionKey?: Buffer): Promise<boolean> {
+  const { keyed, legacy } = suppressionHashes(email, suppressionKey);
+  return (await redis.smismember(audienceKeys(prefix).suppressed, keyed, legacy)).includes(1);
 }
 
 /**
@@ -83,7 +87,7 @@ export async function isSuppressed(redis: Redis, prefix: string, email: string):
  * unsubscribed or suppressed since planning (checked at send time so a
  * campaign already sending stops mailing them).
  */
-export async function getRecipients(redis: Redis, prefix: string, ids: string[]): Promise<Array<Recipient | null>> {
+export async function getRecipients(redis: Redis, prefix: string, ids: string[], suppressionKey?: Buffer): Promise<Array<Recipient | null>> {
   if (ids.length === 0) return [];
   const k = audienceKeys(prefix);
   const pipe = redis.pipeline();
@@ -93,14 +97,15 @@ export async function getRecipients(redis: Redis, prefix: string, ids: string[])
   const live = subs.filter((s): s is Subscriber => s !== null && s.status === 'subscribed');
   const suppressed = new Set<string>();
   if (live.length > 0) {
-    const flags = await redis.smismember(k.suppressed, ...live.map((s) => emailHash(s.email)));
+    const hashes = live.flatMap((s) => Object.values(suppressionHashes(s.email, suppressionKey)));
+    const flags = await redis.smismember(k.suppressed, ...hashes);
     live.forEach((s, i) => {
-      if (flags[i] === 1) suppressed.add(s.id);
+      if (flags[2 * i] === 1 || flags[2 * i + 1] === 1) suppressed.add(s.id);
     });
   }
   return subs.map((s) =>
     s && s.status === 'subscribed' && !suppressed.has(s.id)
-      ? { id: s.id, email: s.email, name: s.name, area: s.area, topics: s.topics }
+      ? { id: s.id, email: s.email, name: s.name, area: s.area, topics: s.topics, ...(s.phone ? { phone: s.phone } : {}) }
       : null,
   );
 }
@@ -108,7 +113,9 @@ export async function getRecipients(redis: Redis, prefix: string, ids: string[])
 // One round trip per page: the next ids by score after ARGV[1], and of those the subscribed
 // ones (with area and topics when filtering, which JS does for Unicode-aware case folding).
 // Reply: last score seen, ids scanned, then the ids (or id, area, topics triples).
-const PAGE = luaScript(`
+const PAGE = defineScript(
+  'audience_page',
+  `
 local raw = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {raw[#raw] or '', tostring(#raw / 2)}
 for i = 1, #raw, 2 do
@@ -122,7 +129,8 @@ for i = 1, #raw, 2 do
     out[#out + 1] = raw[i]
   end
 end
-return out`);
+return out`,
+);
 
 /**
  * The selector's area and topic test (case- and space-insensitive), or undefined
@@ -188,14 +196,18 @@ export async function listNames(redis: Redis, prefix: string): Promise<string[]>
 }
 
 // Checks the email is still the one we read, so a concurrent forget cannot leave a half hash behind.
-const UNSUBSCRIBE = `
+const UNSUBSCRIBE = defineScript(
+  'audience_unsubscribe',
+  `
 if redis.call('HGET', KEYS[1], 'email') ~= ARGV[1] then return 0 end
 if redis.call('HGET', KEYS[1], 'status') ~= 'unsubscribed' then
   redis.call('HSET', KEYS[1], 'status', 'unsubscribed', 'unsubscribed_at', ARGV[2],
     'unsubscribe_source', ARGV[3], 'updated_at', ARGV[2])
 end
 redis.call('SADD', KEYS[2], ARGV[4])
-return 1`;
+if ARGV[5] ~= ARGV[4] then redis.call('SREM', KEYS[2], ARGV[5]) end
+return 1`,
+);
 
 /** Unsubscribes at once and suppresses the address for good; idempotent (keeps the first time). */
 export async function unsubscribe(
@@ -209,13 +221,50 @@ export async function unsubscribe(
   const email = await redis.hget(k.sub(id), 'email');
   if (!email) return null;
   const now = (opts.now ?? (() => new Date()))().toISOString();
-  const done = await redis.eval(UNSUBSCRIBE, 2, k.sub(id), k.suppressed, email, now, source, emailHash(email));
+  const { keyed, legacy } = suppressionHashes(email, opts.suppressionKey);
+  const done = await runScript(redis, UNSUBSCRIBE, [k.sub(id), k.suppressed], [email, now, source, keyed, legacy]);
   if (done !== 1) return null;
   await opts.onEvent?.('subscriber.unsubscribe', { id, source });
   return { email };
 }
 
-const FORGET = `
+// Checks the email is still the one we read, as UNSUBSCRIBE does. Keeps the first time.
+const UNSUBSCRIBE_LIST = defineScript(
+  'audience_unsubscribe_list',
+  `
+if redis.call('HGET', KEYS[1], 'email') ~= ARGV[1] then return 0 end
+redis.call('HSETNX', KEYS[1], ARGV[4], ARGV[2])
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+return 1`,
+);
+
+/**
+ * Unsubscribes from one list, at once (the one-click link in a message
+ * unsubscribes from the list the message came from): the subscriber stays on
+ * their other lists, is skipped by any campaign to this list still sending,
+ * and a re-import into this list leaves them out. Idempotent.
+ */
+export async function unsubscribeFromList(
+  redis: Redis,
+  prefix: string,
+  id: string,
+  list: string,
+  source: string,
+  opts: AudienceOpts = {},
+): Promise<{ email: string } | null> {
+  const k = audienceKeys(prefix);
+  const email = await redis.hget(k.sub(id), 'email');
+  if (!email) return null;
+  const now = (opts.now ?? (() => new Date()))().toISOString();
+  const done = await runScript(redis, UNSUBSCRIBE_LIST, [k.sub(id)], [email, now, source, listOptOutField(list)]);
+  if (done !== 1) return null;
+  await opts.onEvent?.('subscriber.unsubscribe', { id, source, list });
+  return { email };
+}
+
+const FORGET = defineScript(
+  'audience_forget',
+  `
 local existed = redis.call('EXISTS', KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -223,11 +272,13 @@ for _, name in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   redis.call('ZREM', ARGV[3] .. name, ARGV[1])
 end
 redis.call('SADD', KEYS[4], ARGV[2])
-return existed`;
+if ARGV[4] ~= ARGV[2] then redis.call('SREM', KEYS[4], ARGV[4]) end
+return existed`,
+);
 
 /**
  * GDPR erasure: deletes the subscriber and every list membership, keeping only
- * the email's sha256 on the suppression list so no import brings them back.
+ * the email's keyed hash on the suppression list so no import brings them back.
  * Suppresses even an unknown address (the person asked not to be contacted);
  * returns whether there was anything to erase.
  */
@@ -241,7 +292,8 @@ export async function forgetSubscriber(
   if (norm === '') throw new UserError('no email given', 'CRIER_ERR_INPUT', { field: 'email' });
   const k = audienceKeys(prefix);
   const id = subscriberId(norm);
-  const existed = await redis.eval(FORGET, 4, k.sub(id), k.subs, k.lists, k.suppressed, id, emailHash(norm), k.listPrefix);
+  const { keyed, legacy } = suppressionHashes(norm, opts.suppressionKey);
+  const existed = await runScript(redis, FORGET, [k.sub(id), k.subs, k.lists, k.suppressed], [id, keyed, k.listPrefix, legacy]);
   await opts.onEvent?.('subscriber.forget', { id, found: existed === 1 ? 'yes' : 'no' });
   return existed === 1;
 }
@@ -263,7 +315,7 @@ export async function exportList(
   if ((await redis.sismember(k.lists, list)) !== 1) {
     throw new UserError(`no list named "${list}"`, 'CRIER_ERR_NOT_FOUND', { field: 'list' });
   }
-  await write(csvLine(EXPORT_HEADER));
+  await write(safeCsvLine(EXPORT_HEADER));
   let count = 0;
   let after = '-inf';
   const page = 1000;
@@ -272,11 +324,15 @@ export async function exportList(
     if (raw.length === 0) break;
     after = `(${raw[raw.length - 1] as string}`;
     const pipe = redis.pipeline();
-    for (let i = 0; i < raw.length; i += 2) pipe.hmget(k.sub(raw[i] as string), ...EXPORT_HEADER);
+    for (let i = 0; i < raw.length; i += 2) pipe.hmget(k.sub(raw[i] as string), ...EXPORT_HEADER, listOptOutField(list));
     const rows = (await execAll(pipe)) as Array<Array<string | null>>;
-    for (const row of rows) {
+    const statusAt = EXPORT_HEADER.indexOf('status');
+    for (const full of rows) {
+      // Someone who unsubscribed from this list (only) shows as unsubscribed in its export.
+      const row = full.slice(0, EXPORT_HEADER.length);
+      if (full[EXPORT_HEADER.length]) row[statusAt] = 'unsubscribed';
       if (!row[0]) continue;
-      await write(csvLine(row.map((v) => v ?? '')));
+      await write(safeCsvLine(row.map((v) => v ?? '')));
       count++;
     }
     if (raw.length < page * 2) break;

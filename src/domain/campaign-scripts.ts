@@ -1,3 +1,5 @@
+import { defineScript } from '../redis/scripts.js';
+
 /**
  * Lua scripts for every campaign state change, so the CLI, the API and any
  * number of workers agree on one state even when they race.
@@ -8,7 +10,9 @@
  * ARGV: version, held reason ('' = not held), now ISO.
  * → 'sending' | 'resume' (planning was interrupted; plan again, idempotently) | 'held' | 'stale' | <other status>
  */
-export const BEGIN = `
+export const BEGIN = defineScript(
+  'campaign_begin',
+  `
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return 'missing' end
 if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 'stale' end
@@ -20,10 +24,23 @@ if ARGV[2] ~= '' then
 end
 redis.call('HSET', KEYS[1], 'status', 'sending', 'started_at', ARGV[3], 'updated_at', ARGV[3])
 return 'sending'
-`;
+`,
+);
+
+/** A sending campaign stops where it is (the pre-election period began). ARGV: reason, now ISO. → 1 if held. */
+export const HOLD_SENDING = defineScript(
+  'campaign_hold_sending',
+  `
+if redis.call('HGET', KEYS[1], 'status') ~= 'sending' then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'held', 'reason', ARGV[1], 'updated_at', ARGV[2])
+return 1
+`,
+);
 
 /** ARGV: now ISO. → 'ok' | <status that cannot be cancelled> */
-export const CANCEL = `
+export const CANCEL = defineScript(
+  'campaign_cancel',
+  `
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return 'missing' end
 if s == 'draft' or s == 'awaiting_approval' or s == 'scheduled' or s == 'held' or s == 'sending' then
@@ -32,42 +49,58 @@ if s == 'draft' or s == 'awaiting_approval' or s == 'scheduled' or s == 'held' o
   return 'ok'
 end
 return s
-`;
+`,
+);
 
 /**
  * Puts a failed or partially failed campaign's failed deliveries back to pending:
  * each leaves the done set and the failures hash, its channel's failed count
  * drops, and the campaign is sending again (FINISH decides its status anew).
- * KEYS: campaign, counts, failures, then one done set per channel.
+ * Each gets a fresh budget of tries.
+ * KEYS: campaign, counts, failures, tries, then one done set per channel.
  * ARGV: now ISO, then the channel names in the order of their done sets.
- * → {'sending', deliveries put back, retry number, channels (',' joined)} or {refusal, 0, 0, ''}
+ * A channel whose planning failed ('-plan') is unplanned again, for the plan job to run once more.
+ * → {'sending', deliveries put back, retry number, channels (',' joined), 1 if planning must run again}
+ *   or {refusal, 0, 0, '', 0}
  */
-export const RETRY_FAILED = `
+export const RETRY_FAILED = defineScript(
+  'campaign_retry_failed',
+  `
 local s = redis.call('HGET', KEYS[1], 'status')
-if not s then return {'missing', 0, 0, ''} end
-if s ~= 'failed' and s ~= 'partially_failed' then return {'refused:' .. s, 0, 0, ''} end
+if not s then return {'missing', 0, 0, '', 0} end
+if s ~= 'failed' and s ~= 'partially_failed' then return {'refused:' .. s, 0, 0, '', 0} end
 local doneKey = {}
-for j = 2, #ARGV do doneKey[ARGV[j]] = KEYS[j + 2] end
-local n, touched, seen = 0, {}, {}
+for j = 2, #ARGV do doneKey[ARGV[j]] = KEYS[j + 3] end
+local n, touched, seen, replan = 0, {}, {}, 0
 local all = redis.call('HGETALL', KEYS[3])
 for i = 1, #all, 2 do
   local ch, id = string.match(all[i], '^([^:]+):(.*)$')
   if ch and doneKey[ch] and redis.call('SREM', doneKey[ch], id) == 1 then
     redis.call('HINCRBY', KEYS[2], ch .. ':failed', -1)
+    redis.call('HDEL', KEYS[4], all[i])
+    if id == '-plan' then
+      -- planning failed for this channel: it is planned again (the caller re-runs the plan job)
+      redis.call('HINCRBY', KEYS[2], ch .. ':total', -1)
+      redis.call('HDEL', KEYS[2], ch .. ':planned')
+      replan = 1
+    end
     n = n + 1
     if not seen[ch] then seen[ch] = true; touched[#touched + 1] = ch end
   end
 end
-if n == 0 then return {'refused:nothing', 0, 0, ''} end
+if n == 0 then return {'refused:nothing', 0, 0, '', 0} end
 redis.call('DEL', KEYS[3])
 for _, ch in ipairs(touched) do redis.call('HDEL', KEYS[2], ch .. ':error') end
 redis.call('HSET', KEYS[1], 'status', 'sending', 'updated_at', ARGV[1])
 local r = redis.call('HINCRBY', KEYS[1], 'retries', 1)
-return {'sending', n, r, table.concat(touched, ',')}
-`;
+return {'sending', n, r, table.concat(touched, ','), replan}
+`,
+);
 
 /** ARGV: new send_at ISO, now ISO. → {status, version} or {error status} */
-export const RESCHEDULE = `
+export const RESCHEDULE = defineScript(
+  'campaign_reschedule',
+  `
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return {'missing', 0} end
 if s == 'scheduled' or s == 'held' or s == 'draft' or s == 'awaiting_approval' then
@@ -78,33 +111,58 @@ if s == 'scheduled' or s == 'held' or s == 'draft' or s == 'awaiting_approval' t
   return {next, v}
 end
 return {'refused:' .. s, 0}
-`;
+`,
+);
 
 /** ARGV: approver, now ISO. → {status, version} */
-export const APPROVE = `
+export const APPROVE = defineScript(
+  'campaign_approve',
+  `
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return {'missing', 0} end
-if s == 'awaiting_approval' or (s == 'held' and redis.call('HGET', KEYS[1], 'essential') == '1') then
+if s == 'awaiting_approval' then
   redis.call('HSET', KEYS[1], 'status', 'scheduled', 'approved_by', ARGV[1], 'reason', '', 'updated_at', ARGV[2])
   local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
   return {'scheduled', v}
 end
 return {'refused:' .. s, 0}
-`;
+`,
+);
+
+/**
+ * An approver releases an essential campaign held by the pre-election period.
+ * The release names the windows it was given for, so it never carries over to
+ * another window. ARGV: approver, windows (',' joined), now ISO. → {status, version}
+ */
+export const RELEASE = defineScript(
+  'campaign_release',
+  `
+local s = redis.call('HGET', KEYS[1], 'status')
+if not s then return {'missing', 0} end
+if s ~= 'held' then return {'refused:' .. s, 0} end
+if redis.call('HGET', KEYS[1], 'essential') ~= '1' then return {'refused:not-essential', 0} end
+redis.call('HSET', KEYS[1], 'status', 'scheduled', 'released_by', ARGV[1], 'released_for', ARGV[2], 'released_at', ARGV[3], 'reason', '', 'updated_at', ARGV[3])
+local v = redis.call('HINCRBY', KEYS[1], 'version', 1)
+return {'scheduled', v}
+`,
+);
 
 /**
  * Registers one batch of a channel's plan exactly once and adds its size to the total;
  * the first registration's ids are the batch for good.
  * KEYS: campaign, counts, batches. ARGV: channel, batch, ids (',' joined).
  */
-export const ADD_BATCH = `
+export const ADD_BATCH = defineScript(
+  'campaign_add_batch',
+  `
 if redis.call('HSETNX', KEYS[3], ARGV[1] .. ':' .. ARGV[2], ARGV[3]) == 1 then
   local n = 1
   for _ in string.gmatch(ARGV[3], ',') do n = n + 1 end
   redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':total', n)
 end
 return 1
-`;
+`,
+);
 
 /**
  * Decides the campaign's final status once every channel is planned and every
@@ -137,17 +195,26 @@ end
  * suppressed) or 'send'.
  */
 const MAY_SEND_FN = `
-local function may_send(campaign, subscriber, suppressed, hash)
+local function may_send(campaign, subscriber, suppressed, hash, optout, legacy)
   if redis.call('HGET', campaign, 'status') ~= 'sending' then return 'stop' end
   if redis.call('HGET', subscriber, 'status') ~= 'subscribed' or redis.call('SISMEMBER', suppressed, hash) == 1 then return 'skip' end
+  if legacy and legacy ~= '' and redis.call('SISMEMBER', suppressed, legacy) == 1 then return 'skip' end
+  if optout and optout ~= '' and redis.call('HEXISTS', subscriber, optout) == 1 then return 'skip' end
   return 'send'
 end
 `;
 
-/** KEYS: campaign, subscriber, suppression set. ARGV: the subscriber's email hash. */
-export const MAY_SEND = `${MAY_SEND_FN}
-return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
-`;
+/**
+ * KEYS: campaign, subscriber, suppression set. ARGV: the subscriber's suppression hash, and
+ * optionally the field recording an unsubscribe from the channel's list (unsub:<list>) and
+ * the unkeyed hash older versions wrote.
+ */
+export const MAY_SEND = defineScript(
+  'campaign_may_send',
+  `${MAY_SEND_FN}
+return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])
+`,
+);
 
 /**
  * Records one delivery's outcome exactly once and, in the same round trip, asks
@@ -155,10 +222,12 @@ return may_send(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
  * KEYS: campaign, counts, done set, failures hash, sent-ids hash; then, optionally,
  * the next recipient's subscriber hash and the suppression set.
  * ARGV: channel, recipient, outcome (sent|failed|skipped), reason, now, network id ('' = none);
- * then, with the optional keys, the next recipient's email hash.
+ * then, with the optional keys, the next recipient's suppression hash, list opt-out field and unkeyed hash.
  * Returns {final status if this was the last outcome else '', next verdict or ''}.
  */
-export const MARK = `${FINISH}${MAY_SEND_FN}
+export const MARK = defineScript(
+  'campaign_mark',
+  `${FINISH}${MAY_SEND_FN}
 if redis.call('SADD', KEYS[3], ARGV[2]) == 1 then
   redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':' .. ARGV[3], 1)
   if ARGV[6] ~= '' then redis.call('HSET', KEYS[5], ARGV[1] .. ':' .. ARGV[2], ARGV[6]) end
@@ -169,12 +238,66 @@ if redis.call('SADD', KEYS[3], ARGV[2]) == 1 then
 end
 local finished = finish(ARGV[5])
 local verdict = ''
-if #KEYS >= 7 then verdict = may_send(KEYS[1], KEYS[6], KEYS[7], ARGV[7]) end
+if #KEYS >= 7 then verdict = may_send(KEYS[1], KEYS[6], KEYS[7], ARGV[7], ARGV[8], ARGV[9]) end
 return {finished, verdict}
-`;
+`,
+);
 
 /** Marks a channel's planning complete. KEYS: campaign, counts. ARGV: channel, now. */
-export const PLANNED = `${FINISH}
+export const PLANNED = defineScript(
+  'campaign_planned',
+  `${FINISH}
 redis.call('HSET', KEYS[2], ARGV[1] .. ':planned', '1')
 return finish(ARGV[2])
-`;
+`,
+);
+
+/**
+ * A delivery job failed for good (attempts used up, stalled too often, an
+ * unexpected error): every recipient of its batch without an outcome is
+ * marked failed with the reason, so the campaign can finish.
+ * KEYS: campaign, counts, done set, failures, batches. ARGV: channel, batch field, reason, now.
+ * Returns {final status or '', recipients marked}.
+ */
+export const FAIL_REST = defineScript(
+  'campaign_fail_rest',
+  `${FINISH}
+local ids = redis.call('HGET', KEYS[5], ARGV[2]) or ''
+local n = 0
+for id in string.gmatch(ids, '[^,]+') do
+  if redis.call('SADD', KEYS[3], id) == 1 then
+    redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':failed', 1)
+    redis.call('HSET', KEYS[4], ARGV[1] .. ':' .. id, ARGV[3])
+    n = n + 1
+  end
+end
+if n > 0 then redis.call('HSET', KEYS[2], ARGV[1] .. ':error', ARGV[3]) end
+return {finish(ARGV[4]), n}
+`,
+);
+
+/**
+ * Planning failed for good: each channel not yet planned is closed with one
+ * failed delivery ('-plan') carrying the reason; what was planned goes on.
+ * `campaign retry` plans such a channel again.
+ * KEYS: campaign, counts, failures, then one done set per channel. ARGV: reason, now, channel names.
+ * Returns the final status or ''.
+ */
+export const FAIL_PLAN = defineScript(
+  'campaign_fail_plan',
+  `${FINISH}
+if redis.call('HGET', KEYS[1], 'status') ~= 'sending' then return '' end
+for j = 3, #ARGV do
+  local ch = ARGV[j]
+  if redis.call('HGET', KEYS[2], ch .. ':planned') ~= '1' then
+    if redis.call('SADD', KEYS[j + 1], '-plan') == 1 then
+      redis.call('HINCRBY', KEYS[2], ch .. ':total', 1)
+      redis.call('HINCRBY', KEYS[2], ch .. ':failed', 1)
+      redis.call('HSET', KEYS[3], ch .. ':-plan', ARGV[1])
+    end
+    redis.call('HSET', KEYS[2], ch .. ':planned', '1', ch .. ':error', ARGV[1])
+  end
+end
+return finish(ARGV[2])
+`,
+);

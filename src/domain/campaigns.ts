@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { UserError } from '../errors.js';
 import { runScript } from '../redis/scripts.js';
+import { pausedChannels } from './channel-pause.js';
 import type { CampaignDraft, CampaignKind } from './campaign-file.js';
-import { APPROVE, BEGIN, CANCEL, RESCHEDULE, RETRY_FAILED } from './campaign-scripts.js';
+import { APPROVE, BEGIN, CANCEL, FAIL_PLAN, FAIL_REST, HOLD_SENDING, RELEASE, RESCHEDULE, RETRY_FAILED } from './campaign-scripts.js';
 
 export const STATUSES = ['draft', 'awaiting_approval', 'scheduled', 'held', 'sending', 'sent', 'partially_failed', 'failed', 'cancelled'] as const;
 export type CampaignStatus = (typeof STATUSES)[number];
@@ -18,10 +19,17 @@ export interface Campaign {
   essential: boolean;
   author: string;
   approvedBy?: string;
+  /** Who released it during a pre-election window, and the windows released for (see workers/plan.ts). */
+  releasedBy?: string;
+  releasedFor?: string[];
   reason?: string;
   version: number;
   createdAt: Date;
   channels: Record<string, Record<string, unknown>>;
+  /** The recurring campaign (series) this is an occurrence of. */
+  series?: string;
+  /** What the campaign was made without (a newsletter run whose feed was down). */
+  note?: string;
 }
 
 export interface ChannelCounts {
@@ -30,6 +38,8 @@ export interface ChannelCounts {
   pending: number;
   skipped: number;
   error?: string;
+  /** Why the channel is paused for every campaign (an SMTP login refused), if it is. */
+  paused?: string;
 }
 
 /** Redis keys of one campaign. */
@@ -41,6 +51,12 @@ export function campaignKeys(prefix: string, id: string) {
     batches: `${base}:batches`,
     done: (channel: string) => `${base}:done:${channel}`,
     failures: `${base}:failures`,
+    /** `<channel>:<batch>` → the id of the batch's current job, when it is not the planned one (`<campaign>:<channel>:<batch>`). */
+    jobs: `${base}:jobs`,
+    /** `<channel>:<recipient>` → tries that ended in a transient failure (each delivery has its own budget). */
+    tries: `${base}:tries`,
+    /** sha256 → image bytes, stored at create time (channels/images.ts). */
+    media: `${base}:media`,
     /** `<channel>:<recipient>` → the network's id for what was sent (post id, message id). */
     sent: `${base}:sent`,
     index: `${prefix}:campaigns`,
@@ -51,12 +67,21 @@ export function newCampaignId(): string {
   return `c${randomBytes(6).toString('base64url').replace(/[-_]/g, 'x').toLowerCase()}`;
 }
 
-export async function saveNewCampaign(redis: Redis, prefix: string, draft: CampaignDraft, status: CampaignStatus, author: string, now: Date): Promise<Campaign> {
-  const id = newCampaignId();
+export interface NewCampaignOptions {
+  /** A chosen id (a series occurrence's); default a fresh random one. */
+  id?: string;
+  series?: string;
+  note?: string;
+}
+
+export async function saveNewCampaign(redis: Redis, prefix: string, draft: CampaignDraft, status: CampaignStatus, author: string, now: Date, opts: NewCampaignOptions = {}): Promise<Campaign> {
+  const id = opts.id ?? newCampaignId();
   const k = campaignKeys(prefix, id);
-  const c: Campaign = { id, title: draft.title, kind: draft.kind, status, sendAt: draft.sendAt, timezone: draft.timezone, essential: draft.essential, author, version: 1, createdAt: now, channels: draft.channels };
-  await redis
-    .multi()
+  const extra = { ...(opts.series ? { series: opts.series } : {}), ...(opts.note ? { note: opts.note } : {}) };
+  const c: Campaign = { id, title: draft.title, kind: draft.kind, status, sendAt: draft.sendAt, timezone: draft.timezone, essential: draft.essential, author, version: 1, createdAt: now, channels: draft.channels, ...extra };
+  const tx = redis.multi();
+  if (draft.media && draft.media.size > 0) tx.hset(k.media, Object.fromEntries(draft.media));
+  await tx
     .hset(k.hash, {
       id,
       title: c.title,
@@ -71,6 +96,7 @@ export async function saveNewCampaign(redis: Redis, prefix: string, draft: Campa
       updated_at: now.toISOString(),
       channels: JSON.stringify(c.channels),
       channels_list: Object.keys(c.channels).join(','),
+      ...extra,
     })
     .zadd(k.index, now.getTime(), id)
     .exec();
@@ -88,10 +114,14 @@ function fromHash(h: Record<string, string>): Campaign {
     essential: h.essential === '1',
     author: h.author!,
     approvedBy: h.approved_by || undefined,
+    releasedBy: h.released_by || undefined,
+    releasedFor: h.released_for ? h.released_for.split(',') : undefined,
     reason: h.reason || undefined,
     version: Number(h.version),
     createdAt: new Date(h.created_at!),
     channels: JSON.parse(h.channels ?? '{}') as Record<string, Record<string, unknown>>,
+    ...(h.series ? { series: h.series } : {}),
+    ...(h.note ? { note: h.note } : {}),
   };
 }
 
@@ -115,7 +145,7 @@ export async function listCampaigns(redis: Redis, prefix: string, limit = 500): 
 }
 
 export async function channelCounts(redis: Redis, prefix: string, c: Campaign): Promise<Record<string, ChannelCounts>> {
-  const counts = await redis.hgetall(campaignKeys(prefix, c.id).counts);
+  const [counts, paused] = await Promise.all([redis.hgetall(campaignKeys(prefix, c.id).counts), pausedChannels(redis, prefix)]);
   const out: Record<string, ChannelCounts> = {};
   for (const ch of Object.keys(c.channels)) {
     const n = (f: string) => Number(counts[`${ch}:${f}`] ?? 0);
@@ -126,7 +156,7 @@ export async function channelCounts(redis: Redis, prefix: string, c: Campaign): 
     const skipped = n('skipped');
     // Before planning finishes the total is still growing; a not-yet-started channel counts as one pending delivery at least.
     const pending = Math.max(total - sent - failed - skipped, planned || c.status === 'cancelled' ? 0 : 1);
-    out[ch] = { sent, failed, pending, skipped, ...(counts[`${ch}:error`] ? { error: counts[`${ch}:error`] } : {}) };
+    out[ch] = { sent, failed, pending, skipped, ...(counts[`${ch}:error`] ? { error: counts[`${ch}:error`] } : {}), ...(paused[ch] && pending > 0 ? { paused: paused[ch] } : {}) };
   }
   return out;
 }
@@ -136,6 +166,14 @@ export async function beginSending(redis: Redis, prefix: string, id: string, ver
   return runScript<string>(redis, BEGIN, [campaignKeys(prefix, id).hash], [version, heldReason, now.toISOString()]);
 }
 
+/**
+ * Stops a sending campaign where it is (held, with the reason); true if it was sending. Once released or
+ * rescheduled it starts again, and reconcile re-adds the batches it left.
+ */
+export async function holdSending(redis: Redis, prefix: string, id: string, reason: string, now: Date): Promise<boolean> {
+  return (await runScript<number>(redis, HOLD_SENDING, [campaignKeys(prefix, id).hash], [reason, now.toISOString()])) === 1;
+}
+
 export async function cancelCampaign(redis: Redis, prefix: string, id: string, now: Date): Promise<void> {
   const r = await runScript<string>(redis, CANCEL, [campaignKeys(prefix, id).hash], [now.toISOString()]);
   if (r === 'missing') throw new UserError(`no campaign with id "${id}"`, 'CRIER_ERR_NOT_FOUND');
@@ -143,19 +181,19 @@ export async function cancelCampaign(redis: Redis, prefix: string, id: string, n
 }
 
 /** Failed deliveries back to pending (RETRY_FAILED); the caller re-adds the channels' delivery jobs. */
-export async function retryFailed(redis: Redis, prefix: string, c: Campaign, now: Date): Promise<{ deliveries: number; retry: number; channels: string[] }> {
+export async function retryFailed(redis: Redis, prefix: string, c: Campaign, now: Date): Promise<{ deliveries: number; retry: number; channels: string[]; replan: boolean }> {
   const k = campaignKeys(prefix, c.id);
   const names = Object.keys(c.channels);
-  const [status, deliveries, retry, channels] = await runScript<[string, number, number, string]>(
+  const [status, deliveries, retry, channels, replan] = await runScript<[string, number, number, string, number]>(
     redis,
     RETRY_FAILED,
-    [k.hash, k.counts, k.failures, ...names.map((ch) => k.done(ch))],
+    [k.hash, k.counts, k.failures, k.tries, ...names.map((ch) => k.done(ch))],
     [now.toISOString(), ...names],
   );
   if (status === 'missing') throw new UserError(`no campaign with id "${c.id}"`, 'CRIER_ERR_NOT_FOUND');
   if (status === 'refused:nothing') throw new UserError(`campaign ${c.id} has no failed deliveries to retry`, 'CRIER_ERR_STATE');
   if (status.startsWith('refused:')) throw new UserError(`campaign ${c.id} is ${status.slice(8)}; only a failed or partially failed campaign can be retried`, 'CRIER_ERR_STATE');
-  return { deliveries, retry, channels: channels.split(',').filter(Boolean) };
+  return { deliveries, retry, channels: channels.split(',').filter(Boolean), replan: replan === 1 };
 }
 
 export async function rescheduleCampaign(redis: Redis, prefix: string, id: string, sendAt: Date, now: Date): Promise<{ status: CampaignStatus; version: number }> {
@@ -170,13 +208,55 @@ export async function approveCampaign(redis: Redis, prefix: string, id: string, 
   if (status === 'missing') throw new UserError(`no campaign with id "${id}"`, 'CRIER_ERR_NOT_FOUND');
   if (status.startsWith('refused:')) {
     const s = status.slice(8);
-    const why = s === 'held' ? 'it is held by the pre-election period and not marked essential: true' : `it is ${s}`;
+    const why =
+      s === 'held'
+        ? 'it is held by the pre-election period; an essential campaign is released with `crier campaign release ID`, any other is rescheduled after the window'
+        : `it is ${s}`;
     throw new UserError(`campaign ${id} cannot be approved: ${why}`, 'CRIER_ERR_STATE');
   }
   return { status: status as CampaignStatus, version };
 }
 
+/** An approver releases an essential campaign held by the pre-election period, for the windows named. */
+export async function releaseCampaign(redis: Redis, prefix: string, id: string, approver: string, windows: string[], now: Date): Promise<{ status: CampaignStatus; version: number }> {
+  const [status, version] = await runScript<[string, number]>(redis, RELEASE, [campaignKeys(prefix, id).hash], [approver, windows.join(','), now.toISOString()]);
+  if (status === 'missing') throw new UserError(`no campaign with id "${id}"`, 'CRIER_ERR_NOT_FOUND');
+  if (status === 'refused:not-essential') {
+    throw new UserError(`campaign ${id} is not marked essential: true; only an essential campaign can be released during the pre-election period (reschedule it after the window)`, 'CRIER_ERR_STATE');
+  }
+  if (status.startsWith('refused:')) throw new UserError(`campaign ${id} is ${status.slice(8)}; only a campaign held by the pre-election period can be released`, 'CRIER_ERR_STATE');
+  return { status: status as CampaignStatus, version };
+}
+
+/** The stored bytes of the images a channel's content names (by sha256). */
+export async function campaignMedia(redis: Redis, prefix: string, id: string, content: Record<string, unknown>): Promise<Map<string, Buffer> | undefined> {
+  const images = Array.isArray(content.images) ? content.images : [];
+  const shas = images.map((i: unknown) => (i && typeof i === 'object' ? (i as { sha256?: unknown }).sha256 : undefined)).filter((x): x is string => typeof x === 'string');
+  if (shas.length === 0) return undefined;
+  const found = await redis.hmgetBuffer(campaignKeys(prefix, id).media, ...shas);
+  const out = new Map<string, Buffer>();
+  shas.forEach((sha, i) => {
+    const b = found[i];
+    if (b) out.set(sha, b);
+  });
+  return out;
+}
+
 /** The network ids of what a campaign sent, by `<channel>:<recipient>` (recipient '-' for posts). */
 export async function sentIds(redis: Redis, prefix: string, id: string): Promise<Record<string, string>> {
   return redis.hgetall(campaignKeys(prefix, id).sent);
+}
+
+/** Marks every recipient of a batch that has no outcome yet as failed (FAIL_REST); returns how many. */
+export async function failUndelivered(redis: Redis, prefix: string, id: string, channel: string, batch: string, reason: string, now: Date): Promise<number> {
+  const k = campaignKeys(prefix, id);
+  const [, n] = await runScript<[string, number]>(redis, FAIL_REST, [k.hash, k.counts, k.done(channel), k.failures, k.batches], [channel, batch, reason, now.toISOString()]);
+  return n;
+}
+
+/** Closes every channel whose planning did not finish with one failed delivery carrying the reason (FAIL_PLAN). */
+export async function failPlanning(redis: Redis, prefix: string, c: Campaign, reason: string, now: Date): Promise<string> {
+  const k = campaignKeys(prefix, c.id);
+  const names = Object.keys(c.channels);
+  return runScript<string>(redis, FAIL_PLAN, [k.hash, k.counts, k.failures, ...names.map((ch) => k.done(ch))], [reason, now.toISOString(), ...names]);
 }

@@ -5,8 +5,10 @@ import { UserError } from '../errors.js';
 /**
  * A streaming CSV reader for files people export from spreadsheets: RFC 4180
  * quoting (commas, doubled quotes and line breaks inside quotes), CRLF or LF,
- * a UTF-8 BOM, and Windows-1252 when the bytes are not valid UTF-8. The file
- * is never held whole: one pass checks the bytes, a second parses.
+ * a UTF-8 BOM, and Windows-1252 for lines that are not valid UTF-8. The file
+ * is never held whole: one pass checks the bytes and the structure, a second
+ * parses, so a file that cannot be read as a whole is refused before anything
+ * is written.
  */
 
 export interface CsvRecord {
@@ -16,8 +18,6 @@ export interface CsvRecord {
   /** The record's text as it appeared in the file, for reject reports. */
   raw: string;
 }
-
-export type CsvEncoding = 'utf-8' | 'windows-1252';
 
 /** A record longer than this is almost surely an unterminated quote eating the file. */
 const MAX_RECORD_CHARS = 1_000_000;
@@ -125,14 +125,15 @@ export class CsvParser {
       }
     }
     if (recStart < n) this.raw += text.slice(recStart);
-    if (this.raw.length + this.field.length > MAX_RECORD_CHARS) {
-      throw new UserError(
-        `a record is longer than ${MAX_RECORD_CHARS} characters (is a quote never closed?)`,
-        'CRIER_ERR_INPUT',
-        { file: this.file, line: this.recordLine },
-      );
-    }
+    if (this.raw.length + this.field.length > MAX_RECORD_CHARS) this.tooLong();
     return out;
+  }
+
+  private tooLong(): never {
+    throw new UserError(`a record is longer than ${MAX_RECORD_CHARS} characters (is a quote never closed?)`, 'CRIER_ERR_INPUT', {
+      file: this.file,
+      line: this.recordLine,
+    });
   }
 
   /** Flushes the last record when the file does not end with a line break. */
@@ -163,6 +164,8 @@ export class CsvParser {
   }
 
   private endRecord(): CsvRecord {
+    // Text arrives a line at a time, so a whole over-long record can end inside one push.
+    if (this.raw.length > MAX_RECORD_CHARS) this.tooLong();
     this.endField();
     const rec: CsvRecord = { line: this.recordLine, fields: this.fields, raw: this.raw };
     this.fields = [];
@@ -173,6 +176,8 @@ export class CsvParser {
 }
 
 const CHUNK = 64 * 1024;
+/** A physical line longer than this many bytes holds a record over MAX_RECORD_CHARS (UTF-8 is at most 4 bytes a character). */
+const MAX_LINE_BYTES = 4 * MAX_RECORD_CHARS;
 
 function notCsv(file: string, why: string): UserError {
   return new UserError(`not a CSV file: ${why}`, 'CRIER_ERR_INPUT', { file });
@@ -198,56 +203,121 @@ function sniffMagic(head: Buffer, file: string): void {
     throw notCsv(file, 'it is UTF-16 text; save it as "CSV UTF-8" and try again');
 }
 
+const hasHighByte = (buf: Buffer): boolean => buf.some((b) => b >= 0x80);
+
 /**
- * First pass over the bytes: rejects binary files and decides the encoding.
- * Streaming keeps memory flat; the second pass re-reads from disk.
+ * Bytes → text, a physical line at a time where it matters: text is read as
+ * UTF-8, and only a line that is not valid UTF-8 is read as Windows-1252 (what
+ * Excel writes for "CSV" on a UK Windows machine). Re-reading the whole file
+ * as Windows-1252 for one stray byte would turn every "é" elsewhere into "Ã©".
+ * Line breaks are plain ASCII in both, so a line can be cut out of the bytes
+ * before it is decoded.
  */
-export async function detectEncoding(file: string): Promise<CsvEncoding> {
-  const utf8 = new TextDecoder('utf-8', { fatal: true });
-  let valid = true;
-  let offset = 0;
-  try {
-    for await (const chunk of createReadStream(file, { highWaterMark: CHUNK })) {
-      const buf = chunk as Buffer;
-      if (offset === 0) sniffMagic(buf, file);
-      const nul = buf.indexOf(0);
-      if (nul !== -1) throw notCsv(file, `it holds binary data (a NUL byte at offset ${offset + nul})`);
-      if (valid) {
-        try {
-          utf8.decode(buf, { stream: true });
-        } catch {
-          valid = false;
-        }
+class LineDecoder {
+  /** Physical lines (1-based, counted by LF) that were not UTF-8 and were read as Windows-1252. */
+  readonly notUtf8: number[] = [];
+  /** Some line held non-ASCII text that was valid UTF-8. */
+  sawUtf8 = false;
+  private line = 1;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private first = true;
+  private readonly fatal = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+  constructor(private readonly file: string) {}
+
+  push(buf: Buffer): string {
+    const lastLf = buf.lastIndexOf(LF);
+    if (lastLf === -1) {
+      this.pending.push(buf);
+      this.pendingBytes += buf.length;
+      if (this.pendingBytes > MAX_LINE_BYTES) {
+        throw new UserError(`line ${this.line} is longer than ${MAX_LINE_BYTES} bytes (is a quote never closed?)`, 'CRIER_ERR_INPUT', { file: this.file, line: this.line });
       }
-      offset += buf.length;
+      return '';
     }
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-    throw openError(file, err);
+    const block = this.pending.length ? Buffer.concat([...this.pending, buf.subarray(0, lastLf + 1)]) : buf.subarray(0, lastLf + 1);
+    const rest = buf.subarray(lastLf + 1);
+    this.pending = rest.length ? [rest] : [];
+    this.pendingBytes = rest.length;
+    return this.decode(block);
   }
-  if (offset === 0) throw new UserError('the file is empty (a header row is required)', 'CRIER_ERR_INPUT', { file, line: 1 });
-  if (valid) {
+
+  end(): string {
+    const block = Buffer.concat(this.pending);
+    this.pending = [];
+    return block.length ? this.decode(block) : '';
+  }
+
+  /** Whole lines (the last may lack its LF at the end of the file). */
+  private decode(block: Buffer): string {
+    let text: string;
     try {
-      utf8.decode();
+      text = this.fatal.decode(block);
+      if (!this.sawUtf8 && hasHighByte(block)) this.sawUtf8 = true;
+      this.line += countByte(block, LF);
     } catch {
-      valid = false;
+      const parts: string[] = [];
+      let start = 0;
+      while (start < block.length) {
+        const lf = block.indexOf(LF, start);
+        const end = lf === -1 ? block.length : lf + 1;
+        const line = block.subarray(start, end);
+        try {
+          parts.push(this.fatal.decode(line));
+          if (hasHighByte(line)) this.sawUtf8 = true;
+        } catch {
+          this.notUtf8.push(this.line);
+          parts.push(iconv.decode(line, 'windows-1252'));
+        }
+        if (lf !== -1) this.line++;
+        start = end;
+      }
+      text = parts.join('');
     }
+    if (this.first) {
+      this.first = false;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
+    return text;
   }
-  return valid ? 'utf-8' : 'windows-1252';
 }
 
-/** Streams the file's records (header included) in order. */
-export async function* readCsvRecords(file: string, encoding?: CsvEncoding): AsyncGenerator<CsvRecord> {
-  const enc = encoding ?? (await detectEncoding(file));
-  const parser = new CsvParser(file);
-  // TextDecoder drops a UTF-8 BOM and joins characters split across chunks.
-  const utf8 = new TextDecoder('utf-8');
-  const decode = (buf: Buffer): string =>
-    enc === 'utf-8' ? utf8.decode(buf, { stream: true }) : iconv.decode(buf, 'windows-1252');
+function countByte(buf: Buffer, byte: number): number {
+  let n = 0;
+  for (let k = buf.indexOf(byte); k !== -1; k = buf.indexOf(byte, k + 1)) n++;
+  return n;
+}
+
+/** What the first pass learned: how the text was decoded, for a warning the user sees. */
+export interface CsvScan {
+  /** Physical lines that were not valid UTF-8 and were read as Windows-1252 instead. */
+  notUtf8Lines: number[];
+  /** The rest of the non-ASCII text was valid UTF-8 (a mixed file, not a Windows-1252 one). */
+  mixed: boolean;
+}
+
+/** One line saying how a file that was not all UTF-8 was read, or undefined when it was. */
+export function describeEncoding(scan: CsvScan): string | undefined {
+  const bad = scan.notUtf8Lines;
+  if (bad.length === 0) return undefined;
+  if (!scan.mixed) return 'the file is not UTF-8: read it as Windows-1252 (save it as "CSV UTF-8" to be sure of accents and symbols)';
+  const shown = bad.slice(0, 10).join(', ');
+  const lines = bad.length === 1 ? `line ${shown} is` : `lines ${shown}${bad.length > 10 ? ` and ${bad.length - 10} more` : ''} are`;
+  return `${lines} not valid UTF-8: read ${bad.length === 1 ? 'that line' : 'those lines'} as Windows-1252 and the rest of the file as UTF-8 (check the names on ${bad.length === 1 ? 'it' : 'them'})`;
+}
+
+async function* decodedText(file: string, onBytes?: (buf: Buffer, offset: number) => void): AsyncGenerator<string, LineDecoder> {
+  const decoder = new LineDecoder(file);
   const stream = createReadStream(file, { highWaterMark: CHUNK });
+  let offset = 0;
   try {
     for await (const chunk of stream) {
-      yield* parser.push(decode(chunk as Buffer));
+      const buf = chunk as Buffer;
+      onBytes?.(buf, offset);
+      offset += buf.length;
+      const text = decoder.push(buf);
+      if (text) yield text;
     }
   } catch (err) {
     if (err instanceof UserError) throw err;
@@ -255,7 +325,39 @@ export async function* readCsvRecords(file: string, encoding?: CsvEncoding): Asy
   } finally {
     stream.destroy();
   }
-  if (enc === 'utf-8') yield* parser.push(utf8.decode());
+  if (offset === 0) throw new UserError('the file is empty (a header row is required)', 'CRIER_ERR_INPUT', { file, line: 1 });
+  const last = decoder.end();
+  if (last) yield last;
+  return decoder;
+}
+
+/**
+ * First pass: refuses binary files and checks the whole file's structure (every
+ * quote closed, no record over the size limit) without keeping it, so an
+ * import that would fail at line 1,202 fails before it writes anything.
+ */
+export async function scanCsv(file: string): Promise<CsvScan> {
+  const parser = new CsvParser(file);
+  const texts = decodedText(file, (buf, offset) => {
+    if (offset === 0) sniffMagic(buf, file);
+    const nul = buf.indexOf(0);
+    if (nul !== -1) throw notCsv(file, `it holds binary data (a NUL byte at offset ${offset + nul})`);
+  });
+  for (;;) {
+    const next = await texts.next();
+    if (next.done) {
+      parser.end();
+      return { notUtf8Lines: next.value.notUtf8, mixed: next.value.sawUtf8 };
+    }
+    parser.push(next.value);
+  }
+}
+
+/** Streams the file's records (header included) in order; runs `scanCsv` first unless given its result. */
+export async function* readCsvRecords(file: string, scan?: CsvScan): AsyncGenerator<CsvRecord> {
+  if (!scan) await scanCsv(file);
+  const parser = new CsvParser(file);
+  for await (const text of decodedText(file)) yield* parser.push(text);
   yield* parser.end();
 }
 
@@ -266,4 +368,30 @@ export function csvField(value: string): string {
 
 export function csvLine(values: string[]): string {
   return values.map(csvField).join(',');
+}
+
+/**
+ * Spreadsheets run a cell that starts with = + - @ (or a tab or CR before one)
+ * as a formula: `=HYPERLINK("https://evil.example","Click")` in a subscriber's
+ * name becomes a live link in the team's export. Every CSV Crier writes for
+ * people to open (subscribers export, rejects files, metrics export) passes
+ * its cells through here: such a cell gets a leading apostrophe, the OWASP
+ * advice, so the spreadsheet shows it as text. `subscribers import` takes the
+ * apostrophe off again (`unneutraliseCell`), so an export re-imports unchanged.
+ */
+const FORMULA_START = /^[=+\-@\t\r]/;
+const NEUTRALISED = /^'[=+\-@\t\r]/;
+
+export function neutraliseCell(value: string): string {
+  return FORMULA_START.test(value) ? `'${value}` : value;
+}
+
+/** The inverse, for cells read back: only an apostrophe that neutralised a formula start is removed. */
+export function unneutraliseCell(value: string): string {
+  return NEUTRALISED.test(value) ? value.slice(1) : value;
+}
+
+/** A CSV line safe to open in a spreadsheet: every cell neutralised, then quoted as needed. */
+export function safeCsvLine(values: string[]): string {
+  return csvLine(values.map(neutraliseCell));
 }

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { UserError, type Where } from '../errors.js';
-import { csvField, readCsvRecords } from './csv.js';
+import { csvField, neutraliseCell, readCsvRecords } from './csv.js';
 import { deriveMargin, describeMargin } from './margin.js';
 import type { Catalogue, Measure } from './measures.js';
 import { validateObservation, type Observation, type ObservationInput, type ObservationStore, type RecordOutcome } from './observations.js';
@@ -117,17 +117,10 @@ export type ExportFormat = 'csv' | 'ndjson';
 
 export const EXPORT_COLUMNS = ['measure', 'subject', 'dimensions', 'period', 'period_kind', 'period_start', 'period_end', 'value', 'unit', 'source', 'collected_at', 'meta'] as const;
 
-/**
- * A text cell a spreadsheet would run as a formula (= + - @, or a tab or CR
- * first) gets a leading apostrophe, as OWASP advises for CSV injection.
- */
-export function neutraliseFormula(value: string): string {
-  return /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-}
 
 /** One observation as a CSV line: text cells neutralised, the value as a plain number. */
 export function observationCsv(o: Observation, catalogue: Catalogue): string {
-  const text = (v: string) => csvField(neutraliseFormula(v));
+  const text = (v: string) => csvField(neutraliseCell(v));
   const json = (r: Record<string, string> | undefined) => (r && Object.keys(r).length ? text(JSON.stringify(r)) : '');
   return [
     text(o.measure),

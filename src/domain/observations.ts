@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { UserError, type Where } from '../errors.js';
-import { runScript } from '../redis/scripts.js';
+import { defineScript, runScript } from '../redis/scripts.js';
 import type { Catalogue } from './measures.js';
 import { DEFAULT_ZONE, parsePeriod, type Period, type PeriodKind } from './periods.js';
 
@@ -79,7 +79,9 @@ export type RecordOutcome = 'new' | 'replaced' | 'unchanged';
 export const HISTORY_LENGTH = 10;
 
 /** KEYS: hash, index, measures set, history hash. ARGV: id, index member, record JSON, value, measure, history length. */
-const RECORD = `
+const RECORD = defineScript(
+  'observations_record',
+  `
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 if not old then
@@ -96,7 +98,8 @@ table.insert(list, 1, { value = o.value, source = o.source, collected_at = o.col
 while #list > tonumber(ARGV[6]) do table.remove(list) end
 redis.call('HSET', KEYS[4], ARGV[1], cjson.encode(list))
 return 'replaced'
-`;
+`,
+);
 
 const DIM_KEY = /^[a-z][a-z0-9_]{0,39}$/;
 

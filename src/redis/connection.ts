@@ -45,6 +45,11 @@ function optionsFromUrl(url: string): Endpoint {
   return opts;
 }
 
+/** Capped backoff, forever: 200 ms, 400 ms … then every 5 s. */
+export function reconnectDelay(times: number): number {
+  return Math.min(times * 200, 5000);
+}
+
 async function ping(redis: Redis, where: string): Promise<void> {
   try {
     await redis.ping();
@@ -72,9 +77,12 @@ export async function connectRedis(config: Config, log: Logger): Promise<RedisHa
     // BullMQ workers need this; harmless elsewhere.
     maxRetriesPerRequest: null,
     connectionName: `crier:${process.pid}`,
-    retryStrategy: (times) => (times > 20 ? null : Math.min(times * 100, 2000)),
+    // A long-lived connection never gives up: an outage of any length ends when Redis is back.
+    retryStrategy: reconnectDelay,
   };
-  const redis = new Redis({ ...options, lazyConnect: true, enableAutoPipelining: true });
+  // The first connection fails fast (a CLI command exits 2 at once); once up, it reconnects like the rest.
+  let up = false;
+  const redis = new Redis({ ...options, lazyConnect: true, enableAutoPipelining: true, retryStrategy: (times) => (up ? reconnectDelay(times) : null) });
   redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
   try {
     await redis.connect();
@@ -82,6 +90,7 @@ export async function connectRedis(config: Config, log: Logger): Promise<RedisHa
     // ping() below produces the user-facing error
   }
   await ping(redis, where);
+  up = true;
   const extra: Redis[] = [];
   return {
     options,

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
  * POST /api/v1/statuses (JSON or form body, Bearer token, Idempotency-Key:
  * a repeated key returns the status already made), POST /api/v2/media
  * (multipart with `description`), GET /api/v1/accounts/verify_credentials,
+ * GET /api/v1/accounts/:id/statuses (the account's recent posts, newest first),
  * errors as {"error": "..."} and X-RateLimit-* headers (reset as ISO time).
  */
 
@@ -24,6 +25,11 @@ export interface FakeStatus {
   spoilerText: string;
   mediaIds: string[];
   idempotencyKey?: string;
+  reblogs?: number;
+  favourites?: number;
+  replies?: number;
+  /** Deleted: GET /api/v1/statuses/:id answers 404. */
+  deleted?: boolean;
 }
 
 export interface FakeMediaAttachment {
@@ -44,6 +50,10 @@ export interface MastodonFailOptions {
   afterEffect?: boolean;
   /** Close the connection without answering. */
   drop?: boolean;
+  /** Answer with this status and a body that is not JSON. */
+  garbage?: boolean;
+  /** Make the status and never answer (the client is left waiting, as when its process dies). */
+  hang?: boolean;
 }
 
 export interface FakeMastodonApi {
@@ -52,7 +62,11 @@ export interface FakeMastodonApi {
   requests: RecordedRequest[];
   statuses: FakeStatus[];
   media: Map<string, FakeMediaAttachment>;
+  /** The account verify_credentials returns (set followers_count). */
+  account: { followers_count: number };
   failNext(status: number, opts?: MastodonFailOptions): void;
+  /** Mastodon keeps an Idempotency-Key for an hour: this makes the hour pass. */
+  forgetIdempotencyKeys(): void;
   close(): Promise<void>;
 }
 
@@ -88,11 +102,23 @@ export async function startFakeMastodonApi(opts: { token?: string } = {}): Promi
       url: `${base}/@pcc/${s.id}`,
       account,
       media_attachments: s.mediaIds.map((id) => ({ id, type: 'image', description: media.get(id)?.description ?? null })),
+      reblogs_count: s.reblogs ?? 0,
+      favourites_count: s.favourites ?? 0,
+      replies_count: s.replies ?? 0,
     };
   }
 
-  function route(method: string, path: string, headers: IncomingHttpHeaders, body: Record<string, unknown>): Reply {
+  function route(method: string, path: string, headers: IncomingHttpHeaders, body: Record<string, unknown>, query = new URLSearchParams()): Reply {
     if (method === 'GET' && path === '/api/v1/accounts/verify_credentials') return { status: 200, body: account };
+    const one = /^\/api\/v1\/statuses\/(\d+)$/.exec(path);
+    if (method === 'GET' && one) {
+      const s = statuses.find((x) => x.id === one[1]);
+      return s && !s.deleted ? { status: 200, body: statusJson(s) } : { status: 404, body: { error: 'Record not found' } };
+    }
+    if (method === 'GET' && path === `/api/v1/accounts/${account.id}/statuses`) {
+      const limit = Math.min(40, Number(query.get('limit') ?? 20));
+      return { status: 200, body: statuses.filter((s) => !s.deleted).slice(-limit).reverse().map(statusJson) };
+    }
     if (method === 'POST' && path === '/api/v2/media') {
       const file = body.file as { name: string; type: string; size: number } | undefined;
       if (!file) return { status: 422, body: { error: 'Validation failed: File must be present' } };
@@ -159,7 +185,8 @@ export async function startFakeMastodonApi(opts: { token?: string } = {}): Promi
     req.on('end', () => {
       void (async () => {
         const method = req.method ?? 'GET';
-        const path = new URL(req.url ?? '/', base).pathname;
+        const url = new URL(req.url ?? '/', base);
+        const path = url.pathname;
         let body: Record<string, unknown>;
         try {
           body = await readBody(req.headers, Buffer.concat(chunks));
@@ -171,8 +198,13 @@ export async function startFakeMastodonApi(opts: { token?: string } = {}): Promi
         const at = failures.findIndex((f) => !f.path || f.path === path);
         if (at >= 0) {
           const failure = failures.splice(at, 1)[0]!;
-          if (failure.afterEffect) route(method, path, req.headers, body);
+          if (failure.afterEffect || failure.hang) route(method, path, req.headers, body, url.searchParams);
+          if (failure.hang) return;
           if (failure.drop || failure.afterEffect) return void req.socket.destroy();
+          if (failure.garbage) {
+            res.writeHead(failure.status, { 'content-type': 'application/json' });
+            return void res.end('{"id": "1", "followers_count": ');
+          }
           const headers: Record<string, string> = {};
           if (failure.status === 429) {
             headers['x-ratelimit-remaining'] = '0';
@@ -184,7 +216,7 @@ export async function startFakeMastodonApi(opts: { token?: string } = {}): Promi
         if (req.headers.authorization !== `Bearer ${token}`) {
           return send(res, { status: 401, body: { error: 'The access token is invalid' } });
         }
-        send(res, route(method, path, req.headers, body));
+        send(res, route(method, path, req.headers, body, url.searchParams));
       })();
     });
   });
@@ -197,8 +229,12 @@ export async function startFakeMastodonApi(opts: { token?: string } = {}): Promi
     requests,
     statuses,
     media,
+    account,
     failNext(status, failOpts = {}) {
       failures.push({ status, ...failOpts });
+    },
+    forgetIdempotencyKeys() {
+      for (const s of statuses) delete s.idempotencyKey;
     },
     async close() {
       server.closeAllConnections();

@@ -57,6 +57,8 @@ export interface FailOptions {
   afterEffect?: boolean;
   /** Answer with this status and a body that is not JSON. */
   garbage?: boolean;
+  /** Perform the request and never answer (the client is left waiting, as when its process dies). */
+  hang?: boolean;
 }
 
 export type XCredentials = NonNullable<FakeXApiOptions['credentials']>;
@@ -263,7 +265,8 @@ export async function startFakeXApi(opts: FakeXApiOptions = {}): Promise<FakeXAp
       });
       if (failureAt >= 0) {
         const failure = failures.splice(failureAt, 1)[0]!;
-        if (failure.afterEffect) route(method, url, body);
+        if (failure.afterEffect || failure.hang) route(method, url, body);
+        if (failure.hang) return;
         if (failure.drop || failure.afterEffect) return void req.socket.destroy();
         if (failure.garbage) {
           res.writeHead(failure.status, { 'content-type': 'application/json' });

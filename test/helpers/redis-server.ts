@@ -13,6 +13,10 @@ export interface PrivateRedis {
   process: ChildProcess;
   stop(): Promise<void>;
   restart(): Promise<void>;
+  /** Kills the server (SIGKILL: no goodbye to clients) and waits for it to be gone. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and directory (so from its AOF). */
+  start(): Promise<void>;
 }
 
 export async function freePort(): Promise<number> {
@@ -27,7 +31,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitReady(port: number): Promise<void> {
+export async function waitReady(port: number): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
@@ -62,16 +66,23 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
       handle.process = spawn('redis-server', args, { stdio: 'ignore' });
       await waitReady(port);
     },
+    async kill() {
+      await stopProcess(handle.process, 'SIGKILL');
+    },
+    async start() {
+      handle.process = spawn('redis-server', args, { stdio: 'ignore' });
+      await waitReady(port);
+    },
   };
   await waitReady(port);
   return handle;
 }
 
-async function stopProcess(child: ChildProcess): Promise<void> {
+async function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   await new Promise<void>((resolve) => {
     child.once('exit', () => resolve());
-    child.kill('SIGTERM');
+    child.kill(signal);
   });
 }
 

@@ -29,6 +29,8 @@ export interface SmtpSinkOptions {
   tls?: { mode: 'starttls' | 'implicit'; key: string; cert: string };
   /** Require this login (PLAIN/LOGIN, over TLS only). */
   auth?: { user: string; pass: string };
+  /** Listen on this port (default: a free one); a test can start the relay late on a port Crier already uses. */
+  port?: number;
 }
 
 export interface SmtpSink {
@@ -42,9 +44,13 @@ export interface SmtpSink {
   readonly refused: number;
   /** SMTP connections opened so far (a pooled client reuses them). */
   readonly connections: number;
+  /** Logins refused so far (wrong user or password). */
+  readonly authFailures: number;
   /** Answer RCPT TO for this address with `code text` (every time, until cleared). */
   rejectRecipient(email: string, code: number, text?: string): void;
   clearRejections(): void;
+  /** Answer the end of DATA for every `n`th message with `code text` (a greylisting relay); 0 stops it. */
+  deferEvery(n: number, code?: number, text?: string): void;
   /** Answer the end of DATA for the next `n` messages with `code text`. */
   failNext(n: number, code: number, text?: string): void;
   /** Resolves once at least `n` messages have been accepted. */
@@ -74,16 +80,24 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
   let count = 0;
   let refused = 0;
   let connections = 0;
+  let authFailures = 0;
+  let every: { n: number; reply: SmtpReply } | undefined;
+  let seen = 0;
   let waiters: Array<() => void> = [];
 
   const disabled = [...(opts.tls ? [] : ['STARTTLS']), ...(opts.auth ? [] : ['AUTH'])];
   const server = new SMTPServer({
     authOptional: !opts.auth,
+    // Without TLS a test can still check logins (never done outside tests).
+    allowInsecureAuth: !opts.tls,
     disabledCommands: disabled,
     ...(opts.tls ? { key: opts.tls.key, cert: opts.tls.cert, secure: opts.tls.mode === 'implicit' } : {}),
     onAuth(auth, _session, callback) {
       if (opts.auth && auth.username === opts.auth.user && auth.password === opts.auth.pass) callback(null, { user: auth.username });
-      else callback(new Error('Invalid username or password'));
+      else {
+        authFailures += 1;
+        callback(Object.assign(new Error('Authentication credentials invalid'), { responseCode: 535 }));
+      }
     },
     disableReverseLookup: true,
     logger: false,
@@ -106,7 +120,8 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('end', () => {
-        const reply = script.shift();
+        seen += 1;
+        const reply = script.shift() ?? (every && seen % every.n === 0 ? every.reply : undefined);
         if (reply) {
           refused += 1;
           callback(reply);
@@ -134,7 +149,7 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(opts.port ?? 0, '127.0.0.1', () => {
       server.off('error', reject);
       resolve();
     });
@@ -156,11 +171,17 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
     get connections() {
       return connections;
     },
+    get authFailures() {
+      return authFailures;
+    },
     rejectRecipient(email, code, text) {
       rejections.set(email.toLowerCase(), new SmtpReply(code, text ?? defaultText(code)));
     },
     clearRejections() {
       rejections.clear();
+    },
+    deferEvery(n, code = 451, text) {
+      every = n > 0 ? { n, reply: new SmtpReply(code, text ?? defaultText(code)) } : undefined;
     },
     failNext(n, code, text) {
       for (let i = 0; i < n; i += 1) script.push(new SmtpReply(code, text ?? defaultText(code)));

@@ -1,4 +1,4 @@
-import { parseRetryAfter } from '../../channels/webhook/index.js';
+import { parseRetryAfter } from '../../channels/retry-after.js';
 import { NeedsReauthError, PermanentError, RateLimitedError, TransientError, type CollectContext, type CollectorError } from './types.js';
 
 /**

@@ -1,10 +1,12 @@
 import type { Config } from '../../src/config.js';
 import type { CollectorDefinition } from './types.js';
 import { emailCollector } from './email.js';
+import { facebookCollector } from './facebook.js';
 import { mastodonCollector } from './mastodon.js';
 import { mediaCollector } from './media.js';
 import { websiteCollector } from './website.js';
 import { xCollector } from './x.js';
+import { youtubeCollector } from './youtube.js';
 
 /**
  * Every collector Crier knows, in the order `crier metrics status` lists them.
@@ -16,6 +18,8 @@ const definitions: CollectorDefinition[] = [
   websiteCollector,
   mediaCollector,
   emailCollector,
+  facebookCollector,
+  youtubeCollector,
 ];
 
 const bySource = new Map(definitions.map((d) => [d.source, d]));

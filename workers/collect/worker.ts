@@ -1,5 +1,6 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Config } from '../../src/config.js';
+import { UserError } from '../../src/errors.js';
 import type { Logger } from '../../src/log.js';
 import type { RedisHandle } from '../../src/redis/connection.js';
 import { collectorCron, collectorDefinition, collectorDefinitions, collectorEnabled } from './registry.js';
@@ -54,12 +55,20 @@ export async function scheduleCollectors(queue: Queue<CollectJobData>, config: C
       await queue.removeJobScheduler(schedulerId(def.source));
       continue;
     }
-    await queue.upsertJobScheduler(
-      schedulerId(def.source),
-      { pattern: collectorCron(config, def), tz: config.timezone },
-      { name: 'collect', data: { source: def.source }, opts: JOB_OPTS },
-    );
+    const pattern = collectorCron(config, def);
+    try {
+      await queue.upsertJobScheduler(schedulerId(def.source), { pattern, tz: config.timezone }, { name: 'collect', data: { source: def.source }, opts: JOB_OPTS });
+    } catch (err) {
+      if (err instanceof Error && !/redis|connection|ECONN/i.test(err.message)) {
+        throw new UserError(`"${pattern}" is not a cron pattern BullMQ accepts (${err.message})`, 'CRIER_ERR_CONFIG', { file: config.configFile, field: `metrics.collectors.${def.source}.cron` });
+      }
+      throw err;
+    }
     scheduled.push(def.source);
+  }
+  const known = new Set(collectorDefinitions().map((d) => d.source));
+  for (const source of Object.keys(config.metrics.collectors)) {
+    if (!known.has(source)) log.warn({ source, known: [...known] }, 'metrics.collectors names a source Crier does not have; ignored');
   }
   log.info({ scheduled }, 'collectors scheduled');
   return scheduled;

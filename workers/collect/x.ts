@@ -3,7 +3,7 @@ import { TwitterApi, type TweetV2 } from 'twitter-api-v2';
 import { apiBasePlugin, mapXError } from '../../channels/twitter/index.js';
 import type { ObservationInput } from '../../src/domain/observations.js';
 import { periodOf } from '../../src/domain/periods.js';
-import { sentPosts, type SentPost } from './sent-posts.js';
+import { postObservations, sentPosts, type PostReading, type SentPost } from './sent-posts.js';
 import { RateLimitedError, TransientError, type CollectContext, type CollectorDefinition, type CollectResult } from './types.js';
 
 /**
@@ -106,35 +106,11 @@ export async function collectX(ctx: CollectContext, client: TwitterApi): Promise
     }
   }
 
-  const weekly = new Map<string, { impressions: number; engagements: number; linkClicks: number; hasImp: boolean; hasClicks: boolean }>();
-  const today = periodOf('day', now, ctx.config.timezone);
-  const windowStart = since.getTime();
-  for (const [id, m] of metrics) {
-    const post = byId.get(id)!;
-    const meta = { campaign: post.campaignId };
-    const subject = `x:${id}`;
-    if (m.impressions !== undefined) inputs.push({ measure: 'x.impressions', subject, period: today, value: m.impressions, source: 'x', collectedAt: now, meta });
-    inputs.push({ measure: 'x.engagements', subject, period: today, value: m.engagements, source: 'x', collectedAt: now, meta });
-    if (m.linkClicks !== undefined) inputs.push({ measure: 'x.link_clicks', subject, period: today, value: m.linkClicks, source: 'x', collectedAt: now, meta });
-    const week = periodOf('week', post.sentAt, ctx.config.timezone);
-    if (week.start.getTime() < windowStart) continue;
-    const w = weekly.get(week.key) ?? { impressions: 0, engagements: 0, linkClicks: 0, hasImp: false, hasClicks: false };
-    w.engagements += m.engagements;
-    if (m.impressions !== undefined) {
-      w.impressions += m.impressions;
-      w.hasImp = true;
-    }
-    if (m.linkClicks !== undefined) {
-      w.linkClicks += m.linkClicks;
-      w.hasClicks = true;
-    }
-    weekly.set(week.key, w);
-  }
-  for (const [week, w] of weekly) {
-    inputs.push({ measure: 'x.engagements', period: week, value: w.engagements, source: 'x', collectedAt: now });
-    if (w.hasImp) inputs.push({ measure: 'x.impressions', period: week, value: w.impressions, source: 'x', collectedAt: now });
-    if (w.hasClicks) inputs.push({ measure: 'x.link_clicks', period: week, value: w.linkClicks, source: 'x', collectedAt: now });
-  }
+  const readings: PostReading[] = [...metrics].map(([id, m]) => ({
+    post: byId.get(id)!,
+    values: { 'x.impressions': m.impressions, 'x.engagements': m.engagements, 'x.link_clicks': m.linkClicks },
+  }));
+  inputs.push(...postObservations({ network: 'x', source: 'x', readings, now, zone: ctx.config.timezone, windowStart: since }));
   await ctx.store.recordMany(inputs);
   return { observations: inputs.length, warnings, calls };
 }

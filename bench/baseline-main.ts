@@ -1,0 +1,35 @@
+import nodemailer from 'nodemailer';
+import SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
+import { composeEmail } from '../channels/email/message.js';
+import { loadConfig } from '../src/config.js';
+import { BODY, SUBJECT } from './content.js';
+import { forceNoDelay } from './lib.js';
+
+/**
+ * The baseline as its own process: a bare loop over a pooled nodemailer
+ * transport (the same pool size Crier's email channel builds), each message
+ * composed by the same composeEmail() Crier uses. Reads Crier's config from the
+ * environment like a `crier` process; BASELINE_N messages; reports the instant
+ * its loop started over IPC, then exits.
+ */
+
+forceNoDelay();
+const config = loadConfig();
+const n = Number(process.env.BASELINE_N);
+const { concurrency } = config.channelSettings('email');
+const connections = Math.max(1, Math.min(concurrency, 10));
+const smtp = nodemailer.createTransport(new SMTPPool({ pool: true, url: config.smtpUrl, maxConnections: connections, maxMessages: 100 }));
+const startedAt = Date.now();
+let next = 0;
+const lane = async () => {
+  while (next < n) {
+    const i = next++;
+    const recipient = { id: `b${i}`, email: `reader${i}@example.org`, name: `Reader ${i}`, area: 'Rugby', topics: ['roads'] };
+    const mail = composeEmail(config, { subject: SUBJECT, markdown: BODY, list: 'newsletter', campaignId: 'baseline', key: `baseline:email:b${i}`, recipient, now: new Date() });
+    await smtp.sendMail(mail);
+  }
+};
+await Promise.all(Array.from({ length: 2 * connections }, lane));
+smtp.close();
+process.send?.({ type: 'done', startedAt, cpu: process.cpuUsage() });
+process.disconnect?.();

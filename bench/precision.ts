@@ -1,0 +1,98 @@
+import { fork } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { importSubscribers } from '../src/domain/audience.js';
+import { parseCampaign } from '../src/domain/campaign-file.js';
+import { createLogger } from '../src/log.js';
+import { connectRedis } from '../src/redis/connection.js';
+import { Scheduler } from '../src/scheduler.js';
+import { formatLocal } from '../src/time.js';
+import { arg, benchConfig, startRedis } from './lib.js';
+import { crierEnv, percentile, spawnWorker, startSinkProcess, stopChild } from './procs.js';
+
+/**
+ * Scheduling precision: --n campaigns (one recipient each) due within the same
+ * minute (--spread-s seconds, on whole seconds as campaign times are written),
+ * delivered by a `crier worker` process; the lag from each campaign's due time
+ * to its message reaching the SMTP sink (its own process), p50 / p99 / max.
+ * Baseline, in the same run: the same due times as bare BullMQ delayed jobs,
+ * each sending one message through a pooled nodemailer transport in a process
+ * of its own (bench/precision-baseline-main.ts). Target: Crier p99 < 100 ms.
+ *
+ *   npm run build && node dist/bench/precision.js [--n 1000] [--spread-s 60]
+ */
+
+const log = createLogger('silent');
+
+function lagReport(label: string, due: Map<string, number>, arrivals: Array<[number, string]>): number[] {
+  const first = new Map<string, number>();
+  for (const [at, id] of arrivals) if (due.has(id) && !first.has(id)) first.set(id, at);
+  const lags = [...due].map(([id, t]) => (first.get(id) ?? Number.NaN) - t);
+  const missing = lags.filter((x) => Number.isNaN(x)).length;
+  const ok = lags.filter((x) => !Number.isNaN(x));
+  console.log(`${label}: lag due → first message p50 ${percentile(ok, 50)} ms, p99 ${percentile(ok, 99)} ms, max ${Math.max(...ok)} ms${missing ? `, ${missing} never arrived` : ''}`);
+  return ok;
+}
+
+async function main(): Promise<void> {
+  const n = arg('n', 1000);
+  const spreadS = arg('spread-s', 60);
+  const redis = await startRedis();
+  const sink = await startSinkProcess({ record: true });
+  try {
+    const config = benchConfig({ REDIS_URL: redis.url, SMTP_URL: sink.url });
+    const handle = await connectRedis(config, log);
+    const csv = path.join(config.dataDir, 'one.csv');
+    writeFileSync(csv, 'email,name,area,topics\nreader@example.org,Reader,Rugby,roads\n');
+    await importSubscribers(handle.redis, config.redis_prefix, csv, 'one', { rejectsDir: config.dataDir });
+    console.log(`scheduling precision: ${n} campaigns due within ${spreadS} s (whole seconds), one recipient each`);
+
+    // Baseline: bare BullMQ delayed jobs with the same due times, one message each.
+    const start = Math.ceil(Date.now() / 1000) * 1000 + 5000;
+    const dueAt = (i: number) => start + Math.floor((i * spreadS) / n) * 1000;
+    const queue = new Queue('bare-precision', { connection: new Redis(redis.url, { maxRetriesPerRequest: null }) });
+    const baseDue = new Map<string, number>();
+    await queue.addBulk(Array.from({ length: n }, (_, i) => {
+      baseDue.set(`bare${i}`, dueAt(i));
+      return { name: 'send', data: { id: `bare${i}` }, opts: { jobId: `bare${i}`, delay: dueAt(i) - Date.now() } };
+    }));
+    const bare = fork(path.join(import.meta.dirname, 'precision-baseline-main.js'), [], { env: crierEnv(config, { BARE_N: String(n) }), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    await sink.waitFor(n, (spreadS + 120) * 1000);
+    bare.kill('SIGTERM');
+    await queue.close();
+    const base = lagReport('baseline (bare BullMQ delayed job + nodemailer)', baseDue, await sink.arrivals());
+    await sink.reset();
+
+    // Crier: the same due times as campaigns.
+    const worker = await spawnWorker(config, ['campaigns', 'deliver-email']);
+    const scheduler = new Scheduler(config, handle, log);
+    const start2 = Math.ceil(Date.now() / 1000) * 1000 + 10_000;
+    const due = new Map<string, number>();
+    for (let i = 0; i < n; i++) {
+      const at = start2 + Math.floor((i * spreadS) / n) * 1000;
+      const yaml = `title: Precision ${i}\nkind: community\nsend_at: ${formatLocal(new Date(at), config.timezone)}\nchannels:\n  email: { list: one, subject: "Alert ${i}", body: "Road closed." }\n`;
+      const c = await scheduler.create(parseCampaign(yaml, 'bench.yaml', config, { now: new Date() }), { actor: 'bench' });
+      due.set(c.id, at);
+    }
+    if (Date.now() > start2) throw new Error('creating the campaigns took longer than the head start; use a smaller --n');
+    await sink.waitFor(n, (spreadS + 120) * 1000);
+    const crier = lagReport('crier (campaign → crier worker → SMTP)', due, await sink.arrivals());
+    await scheduler.close();
+    await stopChild(worker);
+    await handle.close();
+    console.log(`ratio p99 crier/baseline: ${(percentile(crier, 99) / Math.max(1, percentile(base, 99))).toFixed(2)}x (target: crier p99 < 100 ms)`);
+  } finally {
+    await sink.stop();
+    await redis.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,104 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+import { campaignKeys, failPlanning, failUndelivered, type Campaign } from './domain/campaigns.js';
+
+/**
+ * Finds `sending` campaigns whose jobs are gone or failed for good, and puts
+ * them right: a batch with recipients left and no live job gets a new job
+ * (delivery skips whoever is done, so nobody gets it twice); a batch whose job
+ * failed for good has its remaining recipients marked failed with the job's
+ * reason; planning that failed for good closes its channels as failed, and
+ * planning whose job is lost runs again. Safe to run from any process at any
+ * time: a lock in Redis keeps two runs apart.
+ */
+
+export interface ReconcileDeps {
+  config: Config;
+  redis: Redis;
+  log: Logger;
+  queue(name: string): Queue;
+  deliverQueueName(channel: string): string;
+  campaignQueue: string;
+  planJobId(id: string, version: number): string;
+  /** Adds the campaign's plan job again (due now). */
+  replan(c: Campaign): Promise<void>;
+  deliverJobOptions(channel: string, jobId: string): Parameters<Queue['add']>[2];
+  now(): Date;
+}
+
+const LIVE = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
+
+export interface ReconcileReport {
+  readded: number;
+  failed: number;
+  replanned: number;
+}
+
+export async function reconcileSending(deps: ReconcileDeps, campaigns: Campaign[]): Promise<ReconcileReport> {
+  const report: ReconcileReport = { readded: 0, failed: 0, replanned: 0 };
+  const sending = campaigns.filter((c) => c.status === 'sending');
+  if (sending.length === 0) return report;
+  const lock = `${deps.config.redis_prefix}:reconcile-lock`;
+  if ((await deps.redis.set(lock, String(process.pid), 'PX', 120_000, 'NX')) !== 'OK') return report;
+  try {
+    for (const c of sending) await reconcileOne(deps, c, report);
+  } finally {
+    await deps.redis.del(lock);
+  }
+  if (report.readded + report.failed + report.replanned > 0) deps.log.warn({ ...report }, 'reconciled sending campaigns');
+  return report;
+}
+
+async function reconcileOne(deps: ReconcileDeps, c: Campaign, report: ReconcileReport): Promise<void> {
+  const { redis, config } = deps;
+  const prefix = config.redis_prefix;
+  const k = campaignKeys(prefix, c.id);
+  const counts = await redis.hgetall(k.counts);
+  const unplanned = Object.keys(c.channels).filter((ch) => counts[`${ch}:planned`] !== '1');
+  if (unplanned.length > 0) {
+    const job = await deps.queue(deps.campaignQueue).getJob(deps.planJobId(c.id, c.version));
+    const state = job ? await job.getState() : 'unknown';
+    if (state === 'failed') {
+      await failPlanning(redis, prefix, c, `planning failed: ${job?.failedReason ?? 'unknown error'}`, deps.now());
+      report.failed++;
+    } else if (!LIVE.has(state)) {
+      if (job) await job.remove().catch(() => undefined);
+      await deps.replan(c);
+      report.replanned++;
+    }
+  }
+  const planned = new Set(Object.keys(c.channels).filter((ch) => !unplanned.includes(ch)));
+  const jobIds = await redis.hgetall(k.jobs);
+  let cursor = '0';
+  do {
+    const [next, flat] = await redis.hscan(k.batches, cursor, 'COUNT', 200);
+    cursor = next;
+    for (let i = 0; i < flat.length; i += 2) {
+      const field = flat[i]!;
+      const channel = field.slice(0, field.indexOf(':'));
+      if (!planned.has(channel)) continue;
+      const queue = deps.queue(deps.deliverQueueName(channel));
+      const jobId = jobIds[field] ?? `${c.id}:${field}`;
+      const job = await queue.getJob(jobId);
+      const state = job ? await job.getState() : 'unknown';
+      if (LIVE.has(state)) continue;
+      // Read after the job's state: a job that finished just now has marked its recipients.
+      const ids = flat[i + 1]!.split(',').filter(Boolean);
+      const done = ids.length > 0 ? await redis.smismember(k.done(channel), ...ids) : [];
+      if (!done.some((d) => d !== 1)) continue;
+      if (state === 'failed') {
+        const reason = `delivery job failed: ${job?.failedReason ?? 'unknown error'}`;
+        await failUndelivered(redis, prefix, c.id, channel, field, reason, deps.now());
+        report.failed++;
+      } else {
+        // Completed with recipients left, or gone: a new job (a new id, since a finished job's id is taken).
+        const newId = `${c.id}:${field}-re${Date.now().toString(36)}`;
+        await queue.add('deliver', { campaignId: c.id, channel, batch: field }, deps.deliverJobOptions(channel, newId));
+        await redis.hset(k.jobs, field, newId);
+        report.readded++;
+      }
+    }
+  } while (cursor !== '0');
+}
