@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { PermanentError, type Delivery } from './adapter.js';
-import type { ImageType } from './twitter/content.js';
+import { IMAGE_TYPES, type ImageType } from './twitter/content.js';
 
 /**
  * Images in posts. They are read when the campaign is created and stored with
@@ -41,6 +42,14 @@ export async function imageBytes(image: PostImage, delivery: Delivery): Promise<
   }
 }
 
+/** One image ready to upload (X, Mastodon, Facebook): its bytes, type and a file name. */
+export async function readImage(image: PostImage, delivery: Delivery): Promise<{ bytes: Buffer; type: ImageType; name: string }> {
+  const bytes = await imageBytes(image, delivery);
+  const type = image.type ?? sniffImageType(bytes) ?? IMAGE_TYPES[path.extname(image.file).toLowerCase()];
+  if (!type) throw new PermanentError(`image ${image.file} is not a PNG, JPEG, GIF or WebP file`);
+  return { bytes, type, name: path.basename(image.file) };
+}
+
 const MB = 1024 * 1024;
 
 /** X: PNG, JPEG and WebP up to 5 MB, GIF up to 15 MB. */
@@ -49,6 +58,11 @@ export function xImageMaxBytes(type: ImageType): number {
 }
 
 /** Mastodon's default for images (an instance may set a lower one and answer 422). */
+/** Facebook Page photos: up to 10 MB. */
+export function facebookImageMaxBytes(): number {
+  return 10 * MB;
+}
+
 export function mastodonImageMaxBytes(): number {
   return 16 * MB;
 }

@@ -4,7 +4,7 @@ import type { AudienceSelector, ChannelAdapter } from './adapter.js';
 import { contentSchema as communitySchema, createCommunityAdapter, DEFAULT_LIST as COMMUNITY_LIST } from './community/index.js';
 import { contentSchema as emailSchema, createEmailAdapter } from './email/index.js';
 import { contentSchema as facebookSchema, createFacebookAdapter } from './facebook/index.js';
-import { mastodonImageMaxBytes, xImageMaxBytes } from './images.js';
+import { facebookImageMaxBytes, mastodonImageMaxBytes, xImageMaxBytes } from './images.js';
 import { contentSchema as mastodonSchema, createMastodonAdapter } from './mastodon/index.js';
 import { createPressEmailAdapter, DEFAULT_MEDIA_LIST, pressEmailContentSchema } from './press/email.js';
 import { contentSchema as smsSchema, createSmsAdapter, smsEstimate } from './sms/index.js';
@@ -57,7 +57,7 @@ const definitions: ChannelDefinition[] = [
   { name: 'twitter', contentSchema: twitterSchema, imageMaxBytes: xImageMaxBytes, create: (config) => createTwitterAdapter(config) },
   { name: 'mastodon', contentSchema: mastodonSchema, imageMaxBytes: mastodonImageMaxBytes, create: (config) => createMastodonAdapter(config) },
   { name: 'webhook', contentSchema: webhookSchema, seal: sealWebhookContent, create: createWebhookAdapter },
-  { name: 'facebook', contentSchema: facebookSchema, create: (config) => createFacebookAdapter(config) },
+  { name: 'facebook', contentSchema: facebookSchema, imageMaxBytes: facebookImageMaxBytes, create: (config) => createFacebookAdapter(config) },
   {
     name: 'sms',
     contentSchema: smsSchema,

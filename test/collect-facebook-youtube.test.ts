@@ -110,6 +110,13 @@ describe('Facebook collector', () => {
     expect(result.warnings[0]).toMatch(new RegExp(`^post ${id} \\(campaign ${c.id}\\): .*code 100`));
     expect(await ctx.store.get({ measure: 'facebook.followers', period: periodOf('day', new Date(), crier.config.timezone) })).toBeDefined();
 
+    // Insights refused (a Page under 100 followers): a warning; followers still stored.
+    graph.failNext(100, { path: `${graph.pageId}/insights`, message: '(#100) Insights are not available for this Page' });
+    graph.followers = 99;
+    const partial = await collectFacebook(ctx);
+    expect(partial.warnings[0]).toMatch(/^Page insights: Facebook refused the request: \(#100\) Insights are not available/);
+    expect((await ctx.store.get({ measure: 'facebook.followers', period: periodOf('day', new Date(), crier.config.timezone) }))?.value).toBe(99);
+
     graph.failNext(190);
     const err = await collectFacebook(ctx).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NeedsReauthError);

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,8 +7,8 @@ import { facebookEnv, startFakeGraphApi } from './fakes/graph-api.js';
 import { notifyEnv, startFakeNotifyApi, type FakeNotifyApi } from './fakes/notify-api.js';
 import { testConfig } from './helpers/context.js';
 import { londonIn, startCrier, type TestCrier } from './helpers/crier.js';
-import { CLI_JS, ROOT } from './helpers/dist.js';
-import { childEnv, spawnWorker, type WorkerChild } from './helpers/worker-child.js';
+import { runCrier } from './helpers/metrics.js';
+import { spawnWorker, type WorkerChild } from './helpers/worker-child.js';
 
 /**
  * A campaign on the Facebook Page and by SMS, end to end against fakes of
@@ -141,13 +140,8 @@ describe('Facebook errors on a live campaign', () => {
     expect(graph.requests.filter((r) => r.path.endsWith('/feed'))).toHaveLength(3);
 
     // What the team sees: `crier campaign show`.
-    const show = await new Promise<string>((resolve) => {
-      const p = spawn(process.execPath, [CLI_JS, 'campaign', 'show', expired.id], { cwd: ROOT, env: childEnv(config, { LOG_LEVEL: 'warn' }) });
-      let out = '';
-      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      p.on('close', () => resolve(out));
-    });
-    expect(show).toMatch(/reconnect account/);
+    const show = await runCrier(config, ['campaign', 'show', expired.id]);
+    expect(show.stdout).toMatch(/reconnect account/);
   }, 60_000);
 
   it('the rate-limit pause holds the queue: the retry waits for the reset', async () => {
@@ -173,12 +167,7 @@ describe('campaign preview for SMS', () => {
     const phones = await importMembers(config, crier);
     const text = `Don’t leave valuables in your car. ${'x'.repeat(60)}`;
     const c = await crier.create(`title: Preview\nkind: community\nsend_at: ${londonIn(86_400_000)}\nchannels:\n  sms: { list: alerts, text: "${text}" }\n  facebook: { text: "Preview post" }\n`);
-    const out = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
-      const p = spawn(process.execPath, [CLI_JS, 'campaign', 'preview', c.id], { cwd: ROOT, env: childEnv(config, { LOG_LEVEL: 'warn' }) });
-      let stdout = '';
-      p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      p.on('close', (code) => resolve({ code, stdout }));
-    });
+    const out = await runCrier(config, ['campaign', 'preview', c.id]);
     expect(out.code).toBe(0);
     const segments = Math.ceil([...text].length / 67);
     expect(out.stdout).toContain(

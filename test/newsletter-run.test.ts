@@ -187,7 +187,7 @@ describe('configuration and schedule', () => {
   it('config/crier.example.yaml loads; defaults are the first Tuesday 09:00 and Monday 08:00; a bad cron names its key', async () => {
     const { loadConfig } = await import('../src/config.js');
     const dir = path.dirname(testConfig().configFile!);
-    const example = loadConfig({ CRIER_CONFIG: path.resolve('config/crier.example.yaml'), CRIER_DATA_DIR: dir }, dir);
+    const example = loadConfig({ CRIER_CONFIG: path.resolve('config/crier.example.yaml'), CRIER_DATA_DIR: dir }, process.cwd());
     expect([example.newsletter.cron, example.digest.cron, example.newsletter.approval]).toEqual(['0 9 * * 2#1', '0 8 * * 1', true]);
     expect(templatePathOf(example)).toBe(path.resolve('config/templates/newsletter.md'));
     const file = path.join(dir, 'bad-cron.yaml');

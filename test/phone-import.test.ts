@@ -3,6 +3,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findSubscriber, forgetSubscriber, getRecipients, importSubscribers, subscriberId } from '../src/domain/audience.js';
+import { smsEstimate } from '../channels/sms/index.js';
+import { readCampaignFile } from '../src/domain/campaign-file.js';
 import { normalisePhone } from '../src/domain/phone.js';
 import { connectRedis, type RedisHandle } from '../src/redis/connection.js';
 import { audienceBatches } from '../workers/plan.js';
@@ -52,6 +54,19 @@ describe('normalisePhone', () => {
   ])('%s is refused', (text, why) => {
     const r = normalisePhone(text, 'GB');
     expect('problem' in r && r.problem).toMatch(why);
+  });
+});
+
+describe('sms.default_country', () => {
+  it('must be a country code; one libphonenumber does not know stops an import with a phone column, naming the key', async () => {
+    expect(() => testConfig({ yaml: 'sms:\n  default_country: gb\n' })).toThrow(/field "sms.default_country": expected a two-letter country code such as GB/);
+    expect(testConfig({ yaml: 'sms:\n  default_country: IE\n' }).sms.default_country).toBe('IE');
+    const file = path.join(config.dataDir, 'zz.csv');
+    writeFileSync(file, 'email,name,area,topics,phone\nzz@example.org,Z,Rugby,roads,07911 123456\n');
+    await expect(importSubscribers(handle.redis, handle.prefix, file, 'zz', { phoneCountry: 'ZZ', rejectsDir: config.dataDir })).rejects.toThrow(
+      /field "sms.default_country": unknown country "ZZ"/,
+    );
+    expect(await findSubscriber(handle.redis, handle.prefix, 'zz@example.org')).toBeNull();
   });
 });
 
@@ -119,5 +134,26 @@ describe('import with a phone column', () => {
     expect(await forgetSubscriber(handle.redis, handle.prefix, 'zeros@example.org')).toBe(true);
     expect(await holders('447123456789')).toEqual([]);
     expect(await findSubscriber(handle.redis, handle.prefix, 'zeros@example.org')).toBeNull();
+  });
+});
+
+describe('the examples in config/examples', () => {
+  const examples = path.join(here, '..', 'config', 'examples');
+
+  it('residents.csv imports four residents (three with a mobile) and rejects the landline on line 6', async () => {
+    const r = await importSubscribers(handle.redis, handle.prefix, path.join(examples, 'residents.csv'), 'alerts', { rejectsDir: path.join(config.dataDir, 'rejects'), now: () => NOW });
+    expect(r).toMatchObject({ imported: 4, rejected: 1 });
+    expect(readFileSync(r.rejectsFile!, 'utf8')).toContain('6,"phone number ""01788 123456"" is a landline: texts need a mobile"');
+  });
+
+  it('road-closure.yaml is a valid campaign on facebook and sms; its text is one GSM-7 segment', async () => {
+    const draft = readCampaignFile(path.join(examples, 'road-closure.yaml'), config, { now: new Date('2026-11-01T00:00:00Z') });
+    expect(Object.keys(draft.channels)).toEqual(['facebook', 'sms']);
+    const ids: string[] = [];
+    for await (const b of audienceBatches(handle.redis, handle.prefix, { list: 'alerts', areas: ['Rugby'], topics: ['road safety'], withPhone: true }, 100)) ids.push(...b.ids);
+    expect(ids).toHaveLength(2);
+    expect(smsEstimate(String(draft.channels.sms?.text), ids.length, 0.0227)).toBe(
+      '1 segment (GSM-7, 129 characters) × 2 recipients with a mobile number = 2 segments (≈ £0.05 at £0.0227 a segment)',
+    );
   });
 });

@@ -80,7 +80,7 @@ async function planChannel(c: Campaign, channel: string, deps: PlanDeps): Promis
       recipients += ids.length;
     }
     const log = deps.log.child({ campaignId: c.id, channel });
-    if (recipients === 0) log.warn({ audience: selector }, 'no recipients: the list is empty or nobody subscribed matches');
+    if (recipients === 0) log.warn({ audience: selector }, `no recipients: the list is empty or nobody subscribed matches${selector.withPhone ? ' and gave a mobile number' : ''}`);
     else log.info({ recipients }, 'audience planned');
   } else {
     await register('0', ['-']);

@@ -132,6 +132,12 @@ describe('community alerts to the SMS gateway', () => {
 
     await adapter.send(delivery({ key: 'k2' }, { sms: 'Hi {{name}}: sheds.' }), ctx);
     expect(gateway.hits[1]!.body.text).toBe('Hi Ann: sheds.');
+    expect(gateway.hits[1]!.body.phone).toBeUndefined();
+
+    // A subscriber who gave a mobile number: the gateway gets it beside the address.
+    const withPhone = delivery({ key: 'k3' });
+    await adapter.send({ ...withPhone, recipient: { ...withPhone.recipient!, phone: '+447911123456' } }, ctx);
+    expect(gateway.hits[2]!.body).toMatchObject({ to: 'ann@example.org', phone: '+447911123456' });
   });
 
   it('maps gateway failures: 5xx transient (no email), 429 rate limited, 4xx permanent', async () => {

@@ -58,7 +58,10 @@ export function smsText(text: string): string {
 }
 
 export interface GatewayMessage {
+  /** Community alerts: the subscriber's email (as before SMS existed); the `sms:` channel: the mobile number. */
   to: string;
+  /** The subscriber's mobile number in E.164, when they gave one. */
+  phone?: string;
   subscriber_id: string;
   area: string;
   topics: string[];
@@ -127,6 +130,7 @@ export function createCommunityAdapter(config: Config): ChannelAdapter {
         delivery,
         {
           to: stripControl(recipient.email),
+          ...(recipient.phone ? { phone: recipient.phone } : {}),
           subscriber_id: recipient.id,
           area: stripControl(recipient.area),
           topics: tags.slice(recipient.area.trim() ? 1 : 0),

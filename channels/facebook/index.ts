@@ -1,10 +1,9 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { z } from 'zod';
 import type { Config } from '../../src/config.js';
 import { PermanentError, TransientError, type ChannelAdapter, type Delivery, type SendContext, type SendResult } from '../adapter.js';
 import { safeFileName, writeOutboxJson } from '../dry-run.js';
-import { IMAGE_TYPES, imageSchema, issuesOf } from '../twitter/content.js';
+import { readImage } from '../images.js';
+import { imageSchema, issuesOf } from '../twitter/content.js';
 import { channelErrorOf, graphClient, type GraphClient } from './graph.js';
 
 /**
@@ -88,16 +87,10 @@ async function findPost(graph: GraphClient, text: string, since: Date, now: Date
   return typeof hit?.id === 'string' ? hit.id : undefined;
 }
 
-async function uploadPhoto(graph: GraphClient, image: FacebookContent['images'][number], now: Date): Promise<string> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(image.file);
-  } catch (err) {
-    throw new PermanentError(`cannot read image ${image.file}: ${err instanceof Error ? err.message : String(err)}`);
-  }
+async function uploadPhoto(graph: GraphClient, image: FacebookContent['images'][number], delivery: Delivery, now: Date): Promise<string> {
+  const { bytes, type, name } = await readImage(image, delivery);
   const form = new FormData();
-  const type = IMAGE_TYPES[path.extname(image.file).toLowerCase()] ?? 'application/octet-stream';
-  form.append('source', new Blob([new Uint8Array(bytes)], { type }), path.basename(image.file));
+  form.append('source', new Blob([new Uint8Array(bytes)], { type }), name);
   form.append('published', 'false');
   form.append('alt_text_custom', image.alt);
   return idOf(await graph.post(`/${encodeURIComponent(graph.pageId)}/photos`, form, now), 'photo upload');
@@ -140,7 +133,7 @@ export function createFacebookAdapter(config: Config, opts: { outboxDir?: string
       }
       try {
         for (const image of content.images.slice(done.photos.length)) {
-          done.photos.push(await uploadPhoto(graph, image, ctx.now()));
+          done.photos.push(await uploadPhoto(graph, image, delivery, ctx.now()));
           await ctx.progress?.set(JSON.stringify(done));
         }
         if (done.postingSince) {

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { z } from 'zod';
 import type { Config } from '../../src/config.js';
 import {
@@ -13,8 +12,8 @@ import {
   type SendResult,
 } from '../adapter.js';
 import { safeFileName, writeOutboxJson } from '../dry-run.js';
-import { imageBytes } from '../images.js';
-import { IMAGE_TYPES, imageSchema, issuesOf } from '../twitter/content.js';
+import { readImage } from '../images.js';
+import { imageSchema, issuesOf } from '../twitter/content.js';
 import { findUrls } from '../twitter/text.js';
 import { parseRetryAfter } from '../retry-after.js';
 
@@ -174,10 +173,9 @@ export function createMastodonAdapter(config: Config, opts: { outboxDir?: string
   }
 
   async function uploadImage(image: MastodonContent['images'][number], delivery: Delivery, now: Date): Promise<string> {
-    const type = image.type ?? IMAGE_TYPES[path.extname(image.file).toLowerCase()];
-    const bytes = await imageBytes(image, delivery);
+    const { bytes, type, name } = await readImage(image, delivery);
     const form = new FormData();
-    form.append('file', new Blob([new Uint8Array(bytes)], { type: type ?? 'application/octet-stream' }), path.basename(image.file));
+    form.append('file', new Blob([new Uint8Array(bytes)], { type }), name);
     form.append('description', image.alt);
     const upload = await call('POST', '/api/v2/media', now, { body: form });
     const id = (upload.body as { id?: unknown }).id;

@@ -1,5 +1,5 @@
 import { DateTime } from 'luxon';
-import { NotifyClient } from 'notifications-node-client';
+import type { NotifyClient } from 'notifications-node-client';
 import { NeedsReauthError, PermanentError, RateLimitedError, TransientError, type ChannelError } from '../adapter.js';
 import { parseRetryAfter } from '../retry-after.js';
 
@@ -21,7 +21,7 @@ const TIMEOUT_MS = 30_000;
 
 export interface NotifySms {
   /** Notify's notification id. */
-  id: string;
+  id?: string;
 }
 
 interface NotifyFailure {
@@ -80,14 +80,17 @@ export interface NotifySender {
 }
 
 export function createNotifySender(baseUrl: string, apiKey: string, templateId: string, zone: string): NotifySender {
-  const client = new NotifyClient(baseUrl, apiKey);
+  // Loaded on first use: the client brings axios and jsonwebtoken, which every other command can do without.
+  let loading: Promise<NotifyClient> | undefined;
+  const notify = (): Promise<NotifyClient> => (loading ??= import('notifications-node-client').then((m) => new m.NotifyClient(baseUrl, apiKey)));
   return {
     async send(phone, body, reference, now) {
       try {
+        const client = await notify();
         const res = await withTimeout(client.sendSms(templateId, phone, { personalisation: { body }, reference }), 'a text');
+        // Accepted (2xx) is sent, id or not: retrying would text the person twice.
         const id = (res.data as { id?: unknown } | undefined)?.id;
-        if (typeof id !== 'string') throw new TransientError('GOV.UK Notify accepted the text without an id');
-        return { id };
+        return { id: typeof id === 'string' ? id : undefined };
       } catch (err) {
         if (err instanceof TransientError) throw err;
         throw mapNotifyError(err, now, zone);
@@ -96,6 +99,7 @@ export function createNotifySender(baseUrl: string, apiKey: string, templateId: 
     async verify() {
       let template: { type?: unknown; body?: unknown };
       try {
+        const client = await notify();
         template = (await withTimeout(client.getTemplateById(templateId), 'the template check')).data as { type?: unknown; body?: unknown };
       } catch (err) {
         if (err instanceof TransientError) throw err;

@@ -15,6 +15,7 @@ export const IMAGE_TYPES: Readonly<Record<string, ImageType>> = {
   '.webp': 'image/webp',
 };
 
+/** An image of a post, read for upload (X, Mastodon, Facebook); unreadable or not an image → permanent failure. */
 const ALT_REQUIRED = 'alt text is required for every image (describe it for people using screen readers)';
 
 /** One image and its description; shared with the Mastodon channel (limits differ). */

@@ -1,5 +1,4 @@
 import https from 'node:https';
-import path from 'node:path';
 import { ApiPartialResponseError, ApiRequestError, ApiResponseError, TwitterApi, type ITwitterApiClientPlugin } from 'twitter-api-v2';
 import { z } from 'zod';
 import type { Config } from '../../src/config.js';
@@ -15,8 +14,8 @@ import {
   type SendResult,
 } from '../adapter.js';
 import { writeOutboxJson, safeFileName } from '../dry-run.js';
-import { imageBytes } from '../images.js';
-import { IMAGE_TYPES, contentSchema, type TwitterContent } from './content.js';
+import { readImage } from '../images.js';
+import { contentSchema, type TwitterContent } from './content.js';
 import { findUrls, splitThread } from './text.js';
 
 export { contentSchema, validateContent, type TwitterContent } from './content.js';
@@ -194,10 +193,8 @@ export function createTwitterAdapter(config: Config, opts: TwitterAdapterOptions
   const progress = new Map<string, Progress>();
 
   async function uploadImage(image: TwitterContent['images'][number], delivery: Delivery): Promise<string> {
-    const bytes = await imageBytes(image, delivery);
-    const mediaType = image.type ?? IMAGE_TYPES[path.extname(image.file).toLowerCase()];
-    if (!mediaType) throw new PermanentError(`image ${image.file} is not a PNG, JPEG, GIF or WebP file`);
-    const mediaId = await client.v2.uploadMedia(bytes, { media_type: mediaType });
+    const { bytes, type } = await readImage(image, delivery);
+    const mediaId = await client.v2.uploadMedia(bytes, { media_type: type });
     await client.v2.createMediaMetadata(mediaId, { alt_text: { text: image.alt } });
     return mediaId;
   }

@@ -30,7 +30,7 @@ export function printShow(ctx: Pick<CliContext, 'out'>, v: CampaignView, zone: s
     else if (!n.planned && n.audience === 0) note = '  (not planned yet: the audience is empty today, or nobody subscribed matches)';
     else if (!n.planned && n.audience !== undefined) note = `  (not planned yet: the audience today; counted again at send time)`;
     else if (!n.planned) note = '  (not planned yet)';
-    else if (n.sent + n.failed + n.pending + n.skipped === 0 && v.status !== 'cancelled') note = '  (no recipients: the list is empty or nobody subscribed matches)';
+    else if (n.sent + n.failed + n.pending + n.skipped === 0 && v.status !== 'cancelled') note = `  (no recipients: the list is empty or nobody subscribed matches${ch === 'sms' ? ' and gave a mobile number' : ''})`;
     const pub = n.publication;
     if (pub?.published) note += `  (published ${pub.at ? formatLocal(new Date(pub.at), zone) : ''} at ${pub.path ?? '/press'})`;
     else if (pub && !pub.failed && v.status !== 'cancelled') note += `  (publishes to the press room${pub.at ? ` at ${formatLocal(new Date(pub.at), zone)}` : ''})`;

@@ -59,7 +59,7 @@ async function run(opts: { server: boolean; queues?: string[] }): Promise<void> 
   const loopback = config.host === '127.0.0.1' || config.host === 'localhost' || config.host === '::1';
   const lines = [
     server
-      ? `Crier is running on http://localhost:${listening?.port ?? config.port} (dashboard: /dashboard, press room: /press, health: /healthz)${loopback ? '; this machine only (set HOST=0.0.0.0 to listen on every interface)' : `; listening on ${config.host}`}`
+      ? `Crier is running on http://localhost:${listening?.port ?? config.port} (dashboard: /dashboard, sign-in accounts: crier users add; press room: /press; health: /healthz)${loopback ? '; this machine only (set HOST=0.0.0.0 to listen on every interface)' : `; listening on ${config.host}`}`
       : `Crier worker is running (queues: ${(opts.queues ?? known).join(', ')})`,
     `Redis: ${config.redisUrl ? 'REDIS_URL' : `embedded, data in ${config.dataDir}/redis (set REDIS_URL to use your own)`}`,
     dry.length ? `Dry-run channels (no credentials): ${dry.join(', ')}: output goes to ${config.outboxDir}` : 'All channels have credentials: messages are really sent',

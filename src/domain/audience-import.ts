@@ -16,7 +16,7 @@ import {
   type AudienceEventHook,
 } from './audience-keys.js';
 import { describeEncoding, readCsvRecords, safeCsvLine, scanCsv, unneutraliseCell, type CsvRecord } from './csv.js';
-import { normalisePhone } from './phone.js';
+import type { PhoneResult } from './phone.js';
 import { defineScript, runScript } from '../redis/scripts.js';
 
 /**
@@ -188,7 +188,9 @@ function readHeader(rec: CsvRecord, file: string): Map<Column, number> {
 }
 
 /** A row's problem (for the rejects file), or the clean row. */
-function readRow(rec: CsvRecord, cols: Map<Column, number>, width: number, phoneCountry: string): Row | string {
+type PhoneCheck = (text: string) => PhoneResult;
+
+function readRow(rec: CsvRecord, cols: Map<Column, number>, width: number, checkPhone: PhoneCheck | undefined): Row | string {
   for (const col of COLUMNS) {
     if ((cols.get(col) ?? 0) >= rec.fields.length) return `missing column "${col}"`;
   }
@@ -200,9 +202,9 @@ function readRow(rec: CsvRecord, cols: Map<Column, number>, width: number, phone
   const problem = emailProblem(email);
   if (problem) return problem;
   let phone = '';
-  const phoneText = cols.has('phone') ? get('phone').trim() : '';
-  if (phoneText !== '') {
-    const checked = normalisePhone(phoneText, phoneCountry);
+  const phoneText = checkPhone ? get('phone').trim() : '';
+  if (checkPhone && phoneText !== '') {
+    const checked = checkPhone(phoneText);
     if ('problem' in checked) return checked.problem;
     phone = checked.phone;
   }
@@ -237,6 +239,15 @@ async function firstLines(redis: Redis, seenKey: string, rows: Array<Pending & {
   const lines = (await redis.hmget(seenKey, ...dups.map((e) => subscriberId(e.row.email)))) as Array<string | null>;
   dups.forEach((e, i) => out.set(e, lines[i] ?? '?'));
   return out;
+}
+
+/** Phone numbers are checked with libphonenumber, loaded only for a file that has a phone column. */
+async function phoneChecker(country: string): Promise<PhoneCheck> {
+  const { knownCountry, normalisePhone } = await import('./phone.js');
+  if (!knownCountry(country)) {
+    throw new UserError(`unknown country "${country}" for phone numbers (a two-letter code such as GB)`, 'CRIER_ERR_CONFIG', { field: 'sms.default_country' });
+  }
+  return (text) => normalisePhone(text, country);
 }
 
 /** The rejects file, opened at the first bad row so clean imports leave nothing behind. */
@@ -347,15 +358,17 @@ export async function importSubscribers(
   try {
     let cols: Map<Column, number> | undefined;
     let width = 0;
+    let checkPhone: PhoneCheck | undefined;
     for await (const rec of readCsvRecords(file, scan)) {
       const blank = rec.fields.length === 1 && (rec.fields[0] ?? '').trim() === '';
       if (blank) continue;
       if (!cols) {
         cols = readHeader(rec, file);
         width = rec.fields.length;
+        if (cols.has('phone')) checkPhone = await phoneChecker(opts.phoneCountry ?? 'GB');
         continue;
       }
-      batch.push({ line: rec.line, raw: rec.raw, row: readRow(rec, cols, width, opts.phoneCountry ?? 'GB') });
+      batch.push({ line: rec.line, raw: rec.raw, row: readRow(rec, cols, width, checkPhone) });
       if (batch.length >= batchSize) {
         await flush();
         opts.onProgress?.(result, rec.line);

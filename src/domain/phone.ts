@@ -1,4 +1,4 @@
-import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
+import { isSupportedCountry, parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/max';
 
 /**
  * Subscribers' mobile numbers, for SMS. libphonenumber-js (Google's
@@ -9,6 +9,11 @@ import { parsePhoneNumberFromString, type CountryCode } from 'libphonenumber-js/
  * kept: landlines, freephone, personal (070) and pager numbers are refused,
  * as is anything that is not a valid number in its country's plan.
  */
+
+/** Whether libphonenumber knows the country (for `sms.default_country`). */
+export function knownCountry(country: string): boolean {
+  return isSupportedCountry(country);
+}
 
 export type PhoneResult = { phone: string } | { problem: string };
 

@@ -1,4 +1,4 @@
-import { channelErrorOf, graphClient, type GraphClient } from '../../channels/facebook/graph.js';
+import { channelErrorOf, graphClient } from '../../channels/facebook/graph.js';
 import type { ObservationInput } from '../../src/domain/observations.js';
 import { localDate, periodOf, previousPeriod } from '../../src/domain/periods.js';
 import { postObservations, sentPosts, type PostReading } from './sent-posts.js';
@@ -46,29 +46,36 @@ export async function collectFacebook(ctx: CollectContext): Promise<CollectResul
   const warnings: string[] = [];
   const out: ObservationInput[] = [];
   let calls = 0;
-  const get = (client: GraphClient, path: string, params: Record<string, string>) =>
+  const get = (path: string, params: Record<string, string>) =>
     ctx.limited(async () => {
       calls += 1;
       try {
-        return await client.get(path, params, ctx.now());
+        return await graph.get(path, params, ctx.now());
       } catch (err) {
         throw channelErrorOf(err);
       }
     });
   const obs = (o: Omit<ObservationInput, 'source' | 'collectedAt'>) => out.push({ ...o, source: SOURCE, collectedAt: now });
 
-  const followers = count(((await get(graph, page, { fields: 'followers_count' })) as { followers_count?: unknown }).followers_count);
+  const followers = count(((await get(page, { fields: 'followers_count' })) as { followers_count?: unknown }).followers_count);
   if (followers === undefined) throw new TransientError('Facebook answered without followers_count');
   const today = periodOf('day', now, zone);
   obs({ measure: 'facebook.followers', period: today, value: followers });
 
   const lastWeek = previousPeriod(periodOf('week', now, zone));
-  const insights = (await get(graph, `${page}/insights`, {
-    metric: PAGE_METRICS.join(','),
-    period: 'day',
-    since: localDate(lastWeek.start, zone),
-    until: localDate(new Date(now.getTime() + 86_400_000), zone),
-  })) as InsightsAnswer;
+  let insights: InsightsAnswer = {};
+  try {
+    insights = (await get(`${page}/insights`, {
+      metric: PAGE_METRICS.join(','),
+      period: 'day',
+      since: localDate(lastWeek.start, zone),
+      until: localDate(new Date(now.getTime() + 86_400_000), zone),
+    })) as InsightsAnswer;
+  } catch (err) {
+    // Meta keeps insights only for Pages with 100 or more followers: the rest of the run still counts.
+    if (!(err instanceof PermanentError)) throw err;
+    warnings.push(`Page insights: ${err.message}`);
+  }
   const weekViews = new Map<string, number>();
   for (const series of insights.data ?? []) {
     for (const v of series.values ?? []) {
@@ -93,8 +100,8 @@ export async function collectFacebook(ctx: CollectContext): Promise<CollectResul
   for (const post of await sentPosts(ctx.redis, ctx.prefix, 'facebook', since, now)) {
     const postPath = `/${encodeURIComponent(post.postId)}`;
     try {
-      const views = (await get(graph, `${postPath}/insights`, { metric: POST_METRIC, period: 'lifetime' })) as InsightsAnswer;
-      const p = (await get(graph, postPath, { fields: 'reactions.summary(total_count).limit(0),comments.summary(total_count).limit(0),shares' })) as {
+      const views = (await get(`${postPath}/insights`, { metric: POST_METRIC, period: 'lifetime' })) as InsightsAnswer;
+      const p = (await get(postPath, { fields: 'reactions.summary(total_count).limit(0),comments.summary(total_count).limit(0),shares' })) as {
         reactions?: { summary?: { total_count?: unknown } };
         comments?: { summary?: { total_count?: unknown } };
         shares?: { count?: unknown };

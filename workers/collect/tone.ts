@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
-import winkNLP from 'wink-nlp';
-import model from 'wink-eng-lite-web-model';
+import type winkNLP from 'wink-nlp';
+import type model from 'wink-eng-lite-web-model';
 
 /**
  * The tone of a news headline, by a documented, repeatable method:
@@ -26,7 +26,12 @@ export const TONE_METHOD = 'winkNLP sentiment of the headline; >= 0.1 positive, 
 export const TONE_MODEL = `wink-nlp@${version('wink-nlp')} wink-eng-lite-web-model@${version('wink-eng-lite-web-model')}`;
 const THRESHOLD = 0.1;
 
-const nlp = winkNLP(model);
+// The model is loaded on first use: every CLI command imports the collectors, few score headlines.
+let loaded: ReturnType<typeof winkNLP> | undefined;
+function nlp(): ReturnType<typeof winkNLP> {
+  loaded ??= (require('wink-nlp') as typeof winkNLP)(require('wink-eng-lite-web-model') as typeof model);
+  return loaded;
+}
 
 /**
  * `names` (the configured terms: "Police and Crime Commissioner") are taken
@@ -35,7 +40,8 @@ const nlp = winkNLP(model);
 export function toneOf(text: string, names: readonly string[] = []): { tone: Tone; score: number } {
   let t = text;
   for (const n of names) t = t.replace(termPattern(n, 'giu'), ' ');
-  const score = Number(nlp.readDoc(t).out(nlp.its.sentiment));
+  const engine = nlp();
+  const score = Number(engine.readDoc(t).out(engine.its.sentiment));
   if (!Number.isFinite(score) || score === 0) return { tone: 'no_signal', score: 0 };
   if (score >= THRESHOLD) return { tone: 'positive', score };
   if (score <= -THRESHOLD) return { tone: 'negative', score };

@@ -5,7 +5,7 @@ import fastifySecureSession from '@fastify/secure-session';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { accountForToken, roleAtLeast, sessionAccount, SESSION_TTL_SECONDS, type Account, type Role } from '../../domain/accounts.js';
-import { sessionKey } from './keys.js';
+import { deriveKey } from '../../keys.js';
 
 /**
  * Who is asking, and may they. Every route needs a signed-in account unless
@@ -113,7 +113,7 @@ export async function registerAuth(app: FastifyInstance, deps: AuthDeps): Promis
   app.decorateRequest('authVia', null);
   await app.register(fastifyCookie);
   await app.register(fastifySecureSession, {
-    key: sessionKey(deps.secret),
+    key: deriveKey(deps.secret, 'session'),
     cookieName: SESSION_COOKIE,
     expiry: SESSION_TTL_SECONDS,
     cookie: { path: '/', httpOnly: true, sameSite: 'lax', secure: deps.publicUrl.startsWith('https:') },
