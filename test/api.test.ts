@@ -295,6 +295,14 @@ describe('measures', () => {
     expect((await api('viewer', 'GET', '/api/v1/measures/observations?measure=website.nope')).statusCode).toBe(400);
     const csv = await api('viewer', 'GET', '/api/v1/measures/export?measure=website.visits&format=csv');
     expect(csv.body.trim().split('\n')).toHaveLength(3);
+    const digest = await api('viewer', 'GET', `/api/v1/measures/digest?week=${week.key}`);
+    expect(digest.statusCode, digest.body.slice(0, 300)).toBe(200);
+    expect(digest.headers['content-type']).toMatch(/^text\/html/);
+    expect(digest.body).toContain('Website growth');
+    expect(digest.body).not.toContain('cid:');
+    const text = await api('viewer', 'GET', `/api/v1/measures/digest?week=${week.key}&format=text`);
+    expect(text.body).toMatch(/1,?200/);
+    expect((await api('viewer', 'GET', '/api/v1/measures/digest?week=2026-12')).statusCode).toBe(400);
 
     const b = new Browser();
     await b.login('viewer');

@@ -102,8 +102,8 @@ describe.skipIf(!executable)('dashboard in headless Chromium', () => {
       await page.getByLabel(/^Subject/).first().fill('Safer streets in Rugby, {{name}}');
       await page.locator('#email_body').fill('# New patrols\n\nThe **community hub** opens on Monday.');
       const emailFrame = page.frameLocator('iframe[title="email email preview"]');
-      await expect.poll(async () => emailFrame.locator('strong', { hasText: 'community hub' }).innerText(), { timeout: 10_000 }).toBe('community hub');
-      expect(await emailFrame.locator('h1').innerText()).toBe('New patrols');
+      await expect.poll(async () => emailFrame.locator('strong', { hasText: 'community hub' }).count(), { timeout: 10_000 }).toBe(1);
+      expect(await emailFrame.getByRole('heading', { name: 'New patrols' }).count()).toBe(1);
       expect(await page.locator('.channel-preview[data-channel="email"]').innerText()).toContain('Safer streets in Rugby, Sample Subscriber');
 
       await page.getByRole('checkbox', { name: 'X (Twitter)' }).check();
@@ -241,7 +241,7 @@ describe.skipIf(!executable)('dashboard in headless Chromium', () => {
       await shot(page, 'calendar-phone');
       await page.goto(`${rig.baseUrl}/dashboard/campaigns/${campaignId}`);
       expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
-      expect(await page.frameLocator('iframe').first().locator('h1').innerText()).toBe('New patrols');
+      expect(await page.frameLocator('iframe').first().getByRole('heading', { name: 'New patrols' }).count()).toBe(1);
       await shot(page, 'campaign-phone');
       await page.goto(`${rig.baseUrl}/dashboard/compose`);
       expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);

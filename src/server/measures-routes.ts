@@ -4,6 +4,9 @@ import type { FastifyPluginAsync } from 'fastify';
 import { ObservationStore } from '../domain/observations.js';
 import { exportObservations, type ExportFormat } from '../domain/metrics-io.js';
 import { parsePeriod } from '../domain/periods.js';
+import { composeDigest } from '../digest/send.js';
+import { weekBefore } from '../digest/model.js';
+import { previewHtml } from '../digest/render.js';
 import { UserError } from '../errors.js';
 import { catalogueFor } from '../metrics-config.js';
 import { errorSchema } from './api/schemas.js';
@@ -76,6 +79,30 @@ export function measuresApi(deps: ServerDeps): FastifyPluginAsync {
         (err: unknown) => out.destroy(err instanceof Error ? err : new Error(String(err))),
       );
       return reply.type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson').send(out);
+    });
+  };
+}
+
+export function digestPreviewApi(deps: ServerDeps): FastifyPluginAsync {
+  return async (app) => {
+    app.get<{ Querystring: { week?: string; format?: 'html' | 'text' } }>('/measures/digest', {
+      schema: {
+        tags: ['measures'],
+        summary: 'Preview of the weekly digest (as `crier digest --preview`): HTML with the trend pictures inline, or its plain-text part; sends nothing',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { week: { type: 'string', pattern: '^\\d{4}-W\\d{2}$', description: 'YYYY-Www (default: last week)' }, format: { type: 'string', enum: ['html', 'text'] } },
+        },
+        response: { 400: errorSchema, 401: errorSchema },
+      },
+    }, async (req, reply) => {
+      const zone = deps.config.timezone;
+      const week = req.query.week ? parsePeriod(req.query.week, zone, { field: 'week' }, 'week') : weekBefore(deps.now(), zone);
+      const r = await composeDigest({ config: deps.config, redis: deps.handle.redis, log: deps.log, now: deps.now }, week);
+      if (req.query.format === 'text') return reply.type('text/plain; charset=utf-8').send(r.text);
+      // The digest is our own HTML, but it is shown as a document, never inside the dashboard.
+      return reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'none'; img-src data:; style-src 'unsafe-inline'").send(previewHtml(r));
     });
   };
 }

@@ -21,7 +21,7 @@ import { authRoutes } from './auth/routes.js';
 import { calendarFeedRoutes } from './calendar-feed.js';
 import { dashboardAudience } from './dashboard/audience.js';
 import { dashboardCampaigns } from './dashboard/campaigns.js';
-import { measuresApi, measuresPage } from './measures-routes.js';
+import { digestPreviewApi, measuresApi, measuresPage } from './measures-routes.js';
 import { viewsDir } from './dashboard/render.js';
 import type { ServerDeps } from './deps.js';
 
@@ -80,6 +80,7 @@ export async function registerWeb(app: FastifyInstance, config: Config, handle: 
   await registerOpenApi(app);
   await app.register(apiRoutes(deps));
   await app.register(measuresApi(deps), { prefix: '/api/v1' });
+  await app.register(digestPreviewApi(deps), { prefix: '/api/v1' });
   await app.register(dashboard(deps));
   await app.register(calendarFeedRoutes(deps));
   await app.register(roleScope('admin', bullBoard(deps)));
