@@ -106,7 +106,13 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
   // Unsubscribing from this channel's list (the link in its messages) stops it at once too.
   const list = channelDefinition(channel)?.audience?.(content).list;
   const optOut = list ? listOptOutField(list) : '';
-  const hashes = (email: string) => suppressionHashes(email, suppressionKey);
+  // Each recipient's suppression hashes (an HMAC and a SHA-256) are computed once.
+  const hashed = new Map<string, { keyed: string; legacy: string }>();
+  const hashes = (email: string) => {
+    let h = hashed.get(email);
+    if (!h) hashed.set(email, (h = suppressionHashes(email, suppressionKey)));
+    return h;
+  };
   const checkFor = (i: number): NextCheck | undefined => {
     const id = todo[i];
     const r = id === undefined ? null : details.get(id);

@@ -88,13 +88,19 @@ export function classifySmtpError(err: unknown): ChannelError {
   return new TransientError(`SMTP send failed: ${reply}`);
 }
 
+// A batch's deliveries share one content object: it is validated once per schema, not once per recipient.
+const parsedContent = new WeakMap<object, Map<z.ZodType, unknown>>();
+
 export function parseContent<T>(schema: z.ZodType<T>, delivery: Delivery): T {
+  const memo = parsedContent.get(delivery.content);
+  if (memo?.has(schema)) return memo.get(schema) as T;
   const parsed = schema.safeParse(delivery.content);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = issue?.path.map(String).join('.') || '(content)';
     throw new PermanentError(`${delivery.channel} content: field "${field}": ${issue?.message ?? 'invalid'}`);
   }
+  parsedContent.set(delivery.content, (memo ?? new Map<z.ZodType, unknown>()).set(schema, parsed.data));
   return parsed.data;
 }
 
