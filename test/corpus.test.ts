@@ -1,0 +1,145 @@
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../src/config.js';
+import { addAccount, createToken } from '../src/domain/accounts.js';
+import { connectRedis, type RedisHandle } from '../src/redis/connection.js';
+import { buildServer } from '../src/server/index.js';
+import { silentLogger, testConfig } from './helpers/context.js';
+
+/**
+ * The hostile-input corpus (test/corpus/, listed in its README): every file
+ * and every hostile HTTP body, each with the clear error it must get. For
+ * each rejected input nothing is written (the Redis keys under this test's
+ * prefix are the same before and after); a bad row in a good file is
+ * reported and the good rows kept; no answer is a 500 or shows a stack trace.
+ */
+
+let config: Config;
+let handle: RedisHandle;
+
+/**
+ * Every key under the prefix with a hash of its contents, in one round trip.
+ * Contents, not DUMP: a read can make Redis rehash a set or hash, which
+ * reorders DUMP's bytes without changing anything.
+ */
+const SNAPSHOT = `local out = {}
+local function flat(t) local r = {} for _, v in ipairs(t) do r[#r + 1] = type(v) == 'table' and flat(v) or tostring(v) end return table.concat(r, '\\0') end
+for _, k in ipairs(redis.call('KEYS', ARGV[1])) do
+  local t = redis.call('TYPE', k).ok
+  local v
+  if t == 'string' then v = redis.call('GET', k)
+  elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1)
+  elseif t == 'set' then v = redis.call('SMEMBERS', k) table.sort(v)
+  elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
+  elseif t == 'hash' then
+    local h = redis.call('HGETALL', k)
+    v = {}
+    for i = 1, #h, 2 do v[#v + 1] = h[i] .. '=' .. h[i + 1] end
+    table.sort(v)
+  elseif t == 'stream' then v = { redis.call('XLEN', k), redis.call('XREVRANGE', k, '+', '-', 'COUNT', 1) }
+  else v = redis.call('DUMP', k) or '' end
+  out[#out + 1] = k
+  out[#out + 1] = redis.sha1hex(t .. ':' .. (type(v) == 'table' and flat(v) or v))
+end
+return out`;
+
+async function snapshot(): Promise<Map<string, string>> {
+  const flat = (await handle.redis.eval(SNAPSHOT, 0, `${handle.prefix}:*`)) as string[];
+  const keys = new Map<string, string>();
+  // The login form's attempt counter counts every try, well-formed or not: that is its job.
+  for (let i = 0; i < flat.length; i += 2) if (!flat[i]!.includes(':ratelimit:')) keys.set(flat[i]!, flat[i + 1]!);
+  return keys;
+}
+
+/** Keys added, removed or changed between two snapshots. */
+function changed(before: Map<string, string>, after: Map<string, string>): string[] {
+  const all = new Set([...before.keys(), ...after.keys()]);
+  return [...all].filter((k) => before.get(k) !== after.get(k)).sort();
+}
+
+/** No stack frame, no source path: what a user sees never shows the inside of Crier. */
+function expectNoInternals(text: string, what: string): void {
+  expect(text, what).not.toMatch(/\n\s+at |node_modules|\/src\/|\/dist\/|\.ts:\d|\.js:\d/);
+}
+
+beforeAll(async () => {
+  config = testConfig();
+  handle = await connectRedis(config, silentLogger());
+});
+afterAll(async () => {
+  await handle?.close();
+});
+
+// ------------------------------------------------------ HTTP, every route
+
+describe('HTTP bodies, params and query strings on every route', () => {
+  let app: FastifyInstance;
+  let token = '';
+
+  beforeAll(async () => {
+    app = await buildServer(config, handle, silentLogger());
+    await app.ready();
+    await addAccount(handle.redis, handle.prefix, 'corpus-admin@example.org', 'admin', new Date());
+    token = await createToken(handle.redis, handle.prefix, 'corpus-admin@example.org', 'corpus', new Date());
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  const BODIES: Array<[string, string, string]> = [
+    ['invalid JSON', 'application/json', '{"title": '],
+    ['a JSON array', 'application/json', '[1,2]'],
+    ['a JSON string', 'application/json', '"hello"'],
+    ['wrong types', 'application/json', '{"title":5,"kind":[],"send_at":{},"channels":"x","email":7,"at":1,"password":[],"list":null}'],
+    ['unknown fields', 'application/json', '{"zzz":1,"admin":true,"role":"admin"}'],
+    ['__proto__', 'application/json', '{"__proto__":{"polluted":1},"channels":{"__proto__":{"polluted":1}}}'],
+    ['constructor.prototype', 'application/json', '{"constructor":{"prototype":{"polluted":1}}}'],
+    ['over the size limit (2 MB)', 'application/json', `{"title":"${'x'.repeat(2 * 1024 * 1024)}"}`],
+    ['a wrong content type', 'application/xml', '<campaign><title>x</title></campaign>'],
+    ['a form that pollutes', 'application/x-www-form-urlencoded', '__proto__[polluted]=1&constructor[prototype][polluted]=1&title=x&channels[email][list]=x'],
+    ['multipart without a boundary', 'multipart/form-data', 'garbage'],
+    ['multipart cut short', 'multipart/form-data; boundary=xyz', '--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n\r\nemail\r\n'],
+  ];
+  const PARAMS = ['..%2F..%2Fetc%2Fpasswd', '%00', '__proto__', 'constructor', '%E0%A4%A', 'x'.repeat(5000), '%F0%9F%92%A9', '%27%22%3E%3Cscript%3E'];
+  const QUERY = '?__proto__[polluted]=1&constructor[prototype][polluted]=1&from=%ZZ&to=2026-13-45&measure=__proto__&format=xml&week=2026-W99&since=yesterday&next=%2F%2Fevil.example&source=1&source=2&id[]=1';
+
+  async function check(method: string, url: string, headers: Record<string, string>, payload?: string): Promise<void> {
+    const what = `${method} ${url.slice(0, 120)} ${JSON.stringify(headers)}`;
+    const before = await snapshot();
+    const res = await app.inject({ method: method as 'POST', url, headers: { authorization: `Bearer ${token}`, ...headers }, ...(payload !== undefined ? { payload } : {}) });
+    expect(res.statusCode, `${what} → ${res.statusCode} ${res.body.slice(0, 300)}`).toBeLessThan(500);
+    expectNoInternals(res.body, what);
+    expect(Object.prototype, what).not.toHaveProperty('polluted');
+    if (res.statusCode >= 400) {
+      const type = String(res.headers['content-type']);
+      if (type.startsWith('application/json')) expect(Object.keys(res.json<object>()), what).toEqual(expect.arrayContaining([expect.stringMatching(/^(code|error)$/)]));
+      else expect(type, what).toMatch(url.startsWith('/api/') ? /^$/ : /^text\/(html|plain)/);
+      const diff = changed(before, await snapshot());
+      expect(diff, what).toEqual([]);
+    }
+  }
+
+  const fill = (url: string, value: string) => url.replace(/:[A-Za-z]+/g, value).replace(/\*$/, value);
+
+  it('every route taking a body (POST, PUT, PATCH, DELETE), as an admin: hostile bodies get a 4xx that writes nothing', async () => {
+    const routes = app.routeTable().filter((r) => ['POST', 'PUT', 'PATCH', 'DELETE'].includes(r.method));
+    expect(routes.length).toBeGreaterThan(15);
+    for (const r of routes) {
+      for (const [, type, payload] of BODIES) {
+        for (const accept of ['application/json', 'text/html']) await check(r.method, fill(r.url, 'cx1'), { 'content-type': type, accept }, payload);
+      }
+    }
+  });
+
+  it('every GET route: hostile path params and query strings', async () => {
+    const routes = app.routeTable().filter((r) => r.method === 'GET');
+    expect(routes.length).toBeGreaterThan(25);
+    for (const r of routes) {
+      const values = /[:*]/.test(r.url) ? PARAMS : ['cx1'];
+      for (const v of values) {
+        for (const accept of ['application/json', 'text/html']) await check('GET', `${fill(r.url, v)}${QUERY}`, { accept });
+      }
+    }
+  });
+});
+
