@@ -1,7 +1,13 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../src/config.js';
 import { addAccount, createToken } from '../src/domain/accounts.js';
+import { FeedUnavailable, fetchFeed } from '../src/domain/website-feed.js';
 import { connectRedis, type RedisHandle } from '../src/redis/connection.js';
 import { buildServer } from '../src/server/index.js';
 import { silentLogger, testConfig } from './helpers/context.js';
@@ -13,6 +19,8 @@ import { silentLogger, testConfig } from './helpers/context.js';
  * prefix are the same before and after); a bad row in a good file is
  * reported and the good rows kept; no answer is a 500 or shows a stack trace.
  */
+
+const corpus = (name: string): string => path.join(path.dirname(fileURLToPath(import.meta.url)), 'corpus', name);
 
 let config: Config;
 let handle: RedisHandle;
@@ -68,6 +76,69 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await handle?.close();
+});
+
+// --------------------------------------------------------------- feeds
+
+describe('feeds (the website feed reader, fetchFeed)', () => {
+  let server: Server;
+  let base = '';
+  let produced = 0;
+  const FIFTY_MB = 50 * 1024 * 1024;
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const file = { '/malformed.xml': 'feed-malformed.xml', '/laughs.xml': 'feed-billion-laughs.xml' }[req.url ?? ''];
+      if (file) return void res.writeHead(200, { 'content-type': 'application/rss+xml' }).end(readFileSync(corpus(file)));
+      // 50 MB of a feed that never closes its first item: streamed, as a real slow site would.
+      const declared = req.url === '/huge-declared.xml';
+      res.writeHead(200, { 'content-type': 'application/rss+xml', ...(declared ? { 'content-length': String(FIFTY_MB) } : {}) });
+      const chunk = Buffer.from(`<item><title>${'x'.repeat(64 * 1024 - 30)}</title></item>\n`);
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < FIFTY_MB && !res.destroyed) {
+          sent += chunk.length;
+          produced += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      res.write('<?xml version="1.0"?><rss version="2.0"><channel><title>Huge</title>');
+      pump();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  const reason = async (url: string): Promise<string> => {
+    const err = await fetchFeed(url, 20_000).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(FeedUnavailable);
+    return (err as FeedUnavailable).reason;
+  };
+
+  it('feed-malformed.xml: "not an RSS or Atom feed"', async () => {
+    expect(await reason(`${base}/malformed.xml`)).toMatch(/^not an RSS or Atom feed \(/);
+  });
+
+  it('feed-billion-laughs.xml: entities declared in a DTD are never expanded', async () => {
+    const rss = process.memoryUsage().rss;
+    expect(await reason(`${base}/laughs.xml`)).toMatch(/^not an RSS or Atom feed \(Invalid character entity/);
+    expect(process.memoryUsage().rss - rss).toBeLessThan(100 * 1024 * 1024);
+  });
+
+  it('a 50 MB answer is cut off at 5 MB, streamed or declared in Content-Length', async () => {
+    expect(await reason(`${base}/huge.xml`)).toBe('the feed is larger than 5 MB (stopped reading there)');
+    // The reader stopped: the server could not push the whole 50 MB (socket buffers hold a few MB at most).
+    expect(produced).toBeLessThan(20 * 1024 * 1024);
+    expect(await reason(`${base}/huge-declared.xml`)).toBe('the feed is larger than 5 MB (stopped reading there)');
+  });
 });
 
 // ------------------------------------------------------ HTTP, every route
