@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -7,7 +7,9 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../src/config.js';
 import { addAccount, createToken } from '../src/domain/accounts.js';
+import { readCampaignFile } from '../src/domain/campaign-file.js';
 import { FeedUnavailable, fetchFeed } from '../src/domain/website-feed.js';
+import { UserError } from '../src/errors.js';
 import { connectRedis, type RedisHandle } from '../src/redis/connection.js';
 import { buildServer } from '../src/server/index.js';
 import { silentLogger, testConfig } from './helpers/context.js';
@@ -65,6 +67,20 @@ function changed(before: Map<string, string>, after: Map<string, string>): strin
   return [...all].filter((k) => before.get(k) !== after.get(k)).sort();
 }
 
+/** Runs `fn`, which must throw a UserError, and checks that Redis did not change meanwhile. */
+async function refusedWritingNothing(fn: () => unknown): Promise<UserError> {
+  const before = await snapshot();
+  const err = await Promise.resolve()
+    .then(fn)
+    .then(
+      () => null,
+      (e: unknown) => e,
+    );
+  expect(err, String(err)).toBeInstanceOf(UserError);
+  expect(changed(before, await snapshot())).toEqual([]);
+  return err as UserError;
+}
+
 /** No stack frame, no source path: what a user sees never shows the inside of Crier. */
 function expectNoInternals(text: string, what: string): void {
   expect(text, what).not.toMatch(/\n\s+at |node_modules|\/src\/|\/dist\/|\.ts:\d|\.js:\d/);
@@ -76,6 +92,100 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await handle?.close();
+});
+
+// ---------------------------------------------------------- campaign files
+
+interface YamlCase {
+  name: string;
+  file: () => string;
+  /** One entry per mistake, in order: line, field, message. */
+  mistakes: Array<{ line: number; field?: string; message: RegExp }>;
+}
+
+const now = new Date('2026-06-01T12:00:00Z');
+
+const YAML_CASES: YamlCase[] = [
+  {
+    name: 'wrong-types.yaml: a list for a title, a number for a date, strings for booleans, objects for strings',
+    file: () => corpus('wrong-types.yaml'),
+    mistakes: [
+      { line: 1, field: 'title', message: /string/ },
+      { line: 3, field: 'send_at', message: /YYYY-MM-DD HH:mm/ },
+      { line: 4, field: 'essential', message: /true or false|boolean/ },
+      { line: 7, field: 'channels.email.list', message: /string/ },
+      { line: 8, field: 'channels.email.subject', message: /string/ },
+    ],
+  },
+  {
+    name: 'many-mistakes.yaml: unknown keys at the top and in a channel, an unknown channel, a bad kind',
+    file: () => corpus('many-mistakes.yaml'),
+    mistakes: [
+      { line: 2, field: 'kind', message: /kind must be one of/ },
+      { line: 4, field: 'subjct', message: /unknown field subjct/ },
+      { line: 6, field: 'channels.email.list', message: /required/ },
+      { line: 6, field: 'channels.email.subject', message: /required/ },
+      { line: 6, field: 'channels.email.lst', message: /unknown field lst/ },
+      { line: 7, field: 'channels.fax', message: /unknown channel "fax"/ },
+    ],
+  },
+  { name: 'alias-bomb.yaml: a YAML billion laughs', file: () => corpus('alias-bomb.yaml'), mistakes: [{ line: 1, message: /too many YAML aliases/ }] },
+  {
+    name: 'dst-gap.yaml: 01:30 on the morning the clocks go forward does not exist in Europe/London',
+    file: () => corpus('dst-gap.yaml'),
+    mistakes: [{ line: 3, field: 'send_at', message: /does not exist in Europe\/London: the clocks go forward that day\. Use 2027-03-28 00:30 GMT \(00:30 UTC\) or 2027-03-28 02:30 BST \(01:30 UTC\)/ }],
+  },
+  {
+    name: 'dst-overlap.yaml: 01:30 on the morning the clocks go back happens twice',
+    file: () => corpus('dst-overlap.yaml'),
+    mistakes: [{ line: 3, field: 'send_at', message: /BST.*GMT|GMT.*BST|\+01:00.*\+00:00/ }],
+  },
+  {
+    name: 'title-line-break.yaml: CR LF and a forged header in the title',
+    file: () => corpus('title-line-break.yaml'),
+    mistakes: [{ line: 1, field: 'title', message: /must be one line/ }],
+  },
+  {
+    name: 'subject-line-break.yaml: CR LF and a forged Bcc header in the email subject',
+    file: () => corpus('subject-line-break.yaml'),
+    mistakes: [{ line: 7, field: 'channels.email.subject', message: /^the subject must be one line/ }],
+  },
+  {
+    name: 'a press headline with a line break (inline)',
+    file: () => {
+      const file = path.join(config.dataDir, 'headline.yaml');
+      writeFileSync(file, 'title: Press\nkind: press\nsend_at: 2099-12-01 09:00\nchannels:\n  press:\n    headline: "Arrests made\\nX-Injected: 1"\n    body: Text\n');
+      return file;
+    },
+    mistakes: [{ line: 6, field: 'channels.press.headline', message: /^the headline must be one line/ }],
+  },
+  {
+    name: 'a 10 MB body file (generated)',
+    file: () => {
+      writeFileSync(path.join(config.dataDir, 'ten-mb.md'), 'A line of the body.\n'.repeat(512 * 1024));
+      const file = path.join(config.dataDir, 'ten-mb.yaml');
+      writeFileSync(file, 'title: Ten megabytes\nkind: newsletter\nsend_at: 2099-12-01 09:00\nchannels:\n  email: { list: n, subject: S, body_file: ten-mb.md }\n');
+      return file;
+    },
+    mistakes: [{ line: 5, field: 'channels.email.body_file', message: /ten-mb\.md is 10\.0 MB; the most a campaign body may be is 1 MB/ }],
+  },
+];
+
+describe('campaign files (crier campaign create)', () => {
+  for (const c of YAML_CASES) {
+    it(c.name, async () => {
+      const file = c.file();
+      const err = await refusedWritingNothing(() => readCampaignFile(file, config, { now }));
+      expect(err.exitCode).toBe(1);
+      const lines = err.message.split('\n');
+      expect(lines, err.message).toHaveLength(c.mistakes.length);
+      c.mistakes.forEach((m, i) => {
+        const at = `${file}:${m.line}${m.field ? `, field "${m.field}"` : ''}: `;
+        expect(lines[i]!.startsWith(at), `${lines[i]} should start with ${at}`).toBe(true);
+        expect(lines[i]!.slice(at.length)).toMatch(m.message);
+      });
+    });
+  }
 });
 
 // --------------------------------------------------------------- feeds

@@ -186,6 +186,11 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
         throw UserError.all(result.error.issues.map((issue) => problem(['channels', name, ...issuePath(issue)], issueMessage(issue))));
       }
       const value = result.data as Record<string, unknown>;
+      // A subject or headline becomes a mail header or a heading: one line, like the title. (The email adapter also
+      // folds any line break at send, for campaigns stored before this check; here the author learns of it.)
+      for (const field of ONE_LINE_FIELDS) {
+        if (typeof value[field] === 'string' && LINE_BREAK.test(value[field])) fail(['channels', name, field], `the ${field} must be one line (it holds a line break or control character)`);
+      }
       for (const field of def.localTimes ?? []) {
         if (value[field] !== undefined) {
           value[`${field}_iso`] = parseLocalTime(value[field], timezone, where(['channels', name, field])).toISOString();
@@ -198,6 +203,10 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
   if (problems.length > 0) throw UserError.all(byLine(problems));
   return { title: f.title, kind: f.kind, sendAt, timezone, essential: f.essential, channels, media, ...(repeat ? { repeat } : {}) };
 }
+
+const ONE_LINE_FIELDS = ['subject', 'headline'] as const;
+// eslint-disable-next-line no-control-regex
+const LINE_BREAK = /[\u0000-\u001f\u007f\u2028\u2029]/;
 
 /** Mistakes in file order (stable: several on one line keep their order); any without a line last. */
 function byLine(problems: UserError[]): UserError[] {
