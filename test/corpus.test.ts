@@ -1,18 +1,23 @@
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../src/config.js';
 import { addAccount, createToken } from '../src/domain/accounts.js';
+import { exportList, findSubscriber, importSubscribers } from '../src/domain/audience.js';
 import { readCampaignFile } from '../src/domain/campaign-file.js';
+import { CsvParser } from '../src/domain/csv.js';
 import { FeedUnavailable, fetchFeed } from '../src/domain/website-feed.js';
 import { UserError } from '../src/errors.js';
 import { connectRedis, type RedisHandle } from '../src/redis/connection.js';
 import { buildServer } from '../src/server/index.js';
 import { silentLogger, testConfig } from './helpers/context.js';
+import { CLI_JS } from './helpers/dist.js';
 
 /**
  * The hostile-input corpus (test/corpus/, listed in its README): every file
@@ -26,6 +31,7 @@ const corpus = (name: string): string => path.join(path.dirname(fileURLToPath(im
 
 let config: Config;
 let handle: RedisHandle;
+let rejectsDir: string;
 
 /**
  * Every key under the prefix with a hash of its contents, in one round trip.
@@ -89,9 +95,114 @@ function expectNoInternals(text: string, what: string): void {
 beforeAll(async () => {
   config = testConfig();
   handle = await connectRedis(config, silentLogger());
+  rejectsDir = path.join(config.dataDir, 'rejects');
 });
 afterAll(async () => {
   await handle?.close();
+});
+
+// ---------------------------------------------------------------- CSV files
+
+interface CsvCase {
+  name: string;
+  file: () => string;
+  /** A file that cannot be read as a whole: this error, nothing written. */
+  refused?: { message: RegExp; line?: number };
+  /** Otherwise: counts, and who is on the list afterwards with which name. */
+  result?: { imported: number; rejected: number; rejects?: Array<[string, RegExp]>; note?: RegExp };
+  names?: Record<string, string>;
+  absent?: string[];
+}
+
+const goodRows = (n: number, tag: string): string => Array.from({ length: n }, (_, i) => `${tag}${i}@example.org,Row ${i},Rugby,\n`).join('');
+
+function generated(name: string, content: string | Buffer): () => string {
+  return () => {
+    const file = path.join(config.dataDir, name);
+    writeFileSync(file, content);
+    return file;
+  };
+}
+
+const CSV_CASES: CsvCase[] = [
+  {
+    name: 'bom.csv: a UTF-8 byte-order mark before the header',
+    file: () => corpus('bom.csv'),
+    result: { imported: 2, rejected: 0 },
+    names: { 'bom.first@example.org': 'Bom First', 'bom.second@example.org': 'Bom Second' },
+  },
+  {
+    name: 'line-endings.csv: CRLF, LF and a lone CR in one file, a quoted CR LF, no final newline',
+    file: () => corpus('line-endings.csv'),
+    result: { imported: 4, rejected: 0 },
+    names: { 'crlf@example.org': 'Crlf', 'lf@example.org': 'Lf', 'cr@example.org': 'Cr', 'last@example.org': 'Quoted Two lines' },
+  },
+  {
+    name: 'invalid-utf8.csv: a line with bytes that are not UTF-8',
+    file: () => corpus('invalid-utf8.csv'),
+    result: { imported: 3, rejected: 0, note: /line 3 is not valid UTF-8/ },
+    names: { 'good.one@example.org': 'Good One', 'good.two@example.org': 'Good Two €' },
+  },
+  {
+    name: 'nul-byte.csv: a NUL byte inside a name',
+    file: () => corpus('nul-byte.csv'),
+    refused: { message: /nul-byte\.csv:3: not a CSV file: it holds binary data \(a NUL byte/, line: 3 },
+    absent: ['before@example.org', 'after@example.org'],
+  },
+  {
+    name: 'a 1 MB field (generated) ends the record limit: the file is refused at its line',
+    file: generated('field-1mb.csv', `email,name,area,topics\n${goodRows(600, 'mb')}big@example.org,${'x'.repeat(1024 * 1024)},Rugby,\n${goodRows(5, 'mb-after')}`),
+    refused: { message: /field-1mb\.csv:602: a record is longer than 1000000 characters/, line: 602 },
+    absent: ['mb0@example.org', 'mb-after0@example.org'],
+  },
+  {
+    name: 'a 900 kB name (generated, under the record limit): that row is rejected, the good rows kept',
+    file: generated('field-900kb.csv', `email,name,area,topics\nkeep.one@example.org,Keep One,Rugby,\nlong@example.org,${'y'.repeat(900_000)},Rugby,\nkeep.two@example.org,Keep Two,Rugby,\n`),
+    result: { imported: 2, rejected: 1, rejects: [['3', /name longer than 200 characters/]] },
+    names: { 'keep.one@example.org': 'Keep One', 'keep.two@example.org': 'Keep Two' },
+    absent: ['long@example.org'],
+  },
+  {
+    name: 'formula-injection.csv: formulas in names, areas and topics (and one bad address)',
+    file: () => corpus('formula-injection.csv'),
+    result: { imported: 4, rejected: 1, rejects: [['2', /bad email/]] },
+    names: { 'formula@example.org': '=HYPERLINK("http://evil.example","Click")' },
+  },
+];
+
+function parseCsv(text: string): string[][] {
+  const p = new CsvParser('out.csv');
+  return [...p.push(text), ...p.end()].map((r) => r.fields);
+}
+
+describe('CSV files (crier subscribers import)', () => {
+  CSV_CASES.forEach((c, i) => {
+    it(c.name, async () => {
+      const list = `corpus${i}`;
+      const file = c.file();
+      if (c.refused) {
+        const err = await refusedWritingNothing(() => importSubscribers(handle.redis, handle.prefix, file, list, { rejectsDir }));
+        expect(err.exitCode).toBe(1);
+        expect(err.message).toMatch(c.refused.message);
+        expect(err.where).toMatchObject({ file, ...(c.refused.line ? { line: c.refused.line } : {}) });
+      } else {
+        const r = await importSubscribers(handle.redis, handle.prefix, file, list, { rejectsDir });
+        expect(r).toMatchObject({ imported: c.result!.imported, rejected: c.result!.rejected });
+        if (c.result!.note) expect(r.encodingNote).toMatch(c.result!.note);
+        if (c.result!.rejects) {
+          const rows = parseCsv(readFileSync(r.rejectsFile!, 'utf8')).slice(1);
+          expect(rows.map((row) => [row[0], row[1]])).toEqual(c.result!.rejects.map(([line, why]) => [line, expect.stringMatching(why)]));
+        }
+        // Exported again, no cell can start a spreadsheet formula.
+        const lines: string[] = [];
+        await exportList(handle.redis, handle.prefix, list, (l) => void lines.push(l));
+        expect(lines).toHaveLength(1 + c.result!.imported);
+        for (const cell of parseCsv(`${lines.join('\n')}\n`).flat()) expect(cell).not.toMatch(/^[=+\-@\t\r]/);
+      }
+      for (const [email, name] of Object.entries(c.names ?? {})) expect(await findSubscriber(handle.redis, handle.prefix, email), email).toMatchObject({ name });
+      for (const email of c.absent ?? []) expect(await findSubscriber(handle.redis, handle.prefix, email), email).toBeNull();
+    });
+  });
 });
 
 // ---------------------------------------------------------- campaign files
@@ -138,7 +249,7 @@ const YAML_CASES: YamlCase[] = [
   {
     name: 'dst-overlap.yaml: 01:30 on the morning the clocks go back happens twice',
     file: () => corpus('dst-overlap.yaml'),
-    mistakes: [{ line: 3, field: 'send_at', message: /BST.*GMT|GMT.*BST|\+01:00.*\+00:00/ }],
+    mistakes: [{ line: 3, field: 'send_at', message: /happens twice in Europe\/London.*"2026-10-25 01:30 \+01:00" is .*BST \(00:30 UTC\), "2026-10-25 01:30 \+00:00" is .*GMT \(01:30 UTC\)/ }],
   },
   {
     name: 'title-line-break.yaml: CR LF and a forged header in the title',
@@ -324,3 +435,39 @@ describe('HTTP bodies, params and query strings on every route', () => {
   });
 });
 
+// ------------------------------------------------- the CLI, a few real runs
+
+describe('the built CLI on hostile files', () => {
+  function crier(...args: string[]): Promise<{ code: number | null; stderr: string; stdout: string }> {
+    return new Promise((resolve) => {
+      const p = spawn(process.execPath, [CLI_JS, ...args], {
+        cwd: os.tmpdir(),
+        env: { PATH: process.env.PATH, REDIS_URL: inject('redisUrl'), CRIER_CONFIG: config.configFile, CRIER_DATA_DIR: config.dataDir, CRIER_SECRET: 'test-secret-0123456789abcdef', LOG_LEVEL: 'warn' },
+      });
+      let stderr = '';
+      let stdout = '';
+      p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      p.on('close', (code) => resolve({ code, stderr, stdout }));
+    });
+  }
+
+  it('campaign create (wrong types, DST gap) and subscribers import (NUL byte): exit 1, a line per mistake, no stack trace, nothing written', async () => {
+    const before = await snapshot();
+    const runs = await Promise.all([
+      crier('campaign', 'create', corpus('wrong-types.yaml')),
+      crier('campaign', 'create', corpus('dst-gap.yaml')),
+      crier('subscribers', 'import', corpus('nul-byte.csv'), '--list', 'cli-corpus'),
+    ]);
+    const [types, gap, nul] = runs;
+    for (const r of runs) {
+      expect(r.code, r.stderr).toBe(1);
+      expectNoInternals(r.stderr.replaceAll(corpus(''), ''), r.stderr);
+      for (const line of r.stderr.trimEnd().split('\n')) expect(line).toMatch(/^crier: \S+:\d+(, field "[^"]+")?: /);
+    }
+    expect(types!.stderr.trimEnd().split('\n')).toHaveLength(5);
+    expect(gap!.stderr).toMatch(/dst-gap\.yaml:3, field "send_at": /);
+    expect(nul!.stderr).toMatch(/nul-byte\.csv:3: not a CSV file/);
+    expect(changed(before, await snapshot())).toEqual([]);
+  });
+});
