@@ -240,6 +240,15 @@ const YAML_CASES: YamlCase[] = [
       { line: 7, field: 'channels.fax', message: /unknown channel "fax"/ },
     ],
   },
+  {
+    name: 'proto-keys.yaml: __proto__ keys at the top, as a channel and inside one (no pollution, none dropped silently)',
+    file: () => corpus('proto-keys.yaml'),
+    mistakes: [
+      { line: 4, field: '__proto__', message: /^unknown field __proto__$/ },
+      { line: 6, field: 'channels.__proto__', message: /^unknown field __proto__$/ },
+      { line: 9, field: 'channels.mastodon.__proto__', message: /^unknown field __proto__$/ },
+    ],
+  },
   { name: 'alias-bomb.yaml: a YAML billion laughs', file: () => corpus('alias-bomb.yaml'), mistakes: [{ line: 1, message: /too many YAML aliases/ }] },
   {
     name: 'dst-gap.yaml: 01:30 on the morning the clocks go forward does not exist in Europe/London',
@@ -287,6 +296,7 @@ describe('campaign files (crier campaign create)', () => {
     it(c.name, async () => {
       const file = c.file();
       const err = await refusedWritingNothing(() => readCampaignFile(file, config, { now }));
+      expect(Object.prototype).not.toHaveProperty('polluted');
       expect(err.exitCode).toBe(1);
       const lines = err.message.split('\n');
       expect(lines, err.message).toHaveLength(c.mistakes.length);

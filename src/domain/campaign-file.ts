@@ -76,6 +76,18 @@ function issuePath(issue: z.core.$ZodIssue): (string | number)[] {
   return issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? [...p, issue.keys[0]] : p;
 }
 
+/** Removes every own `__proto__` key in a parsed document and returns where each was. */
+function takeProtoKeys(value: unknown, at: (string | number)[] = []): (string | number)[][] {
+  if (typeof value !== 'object' || value === null) return [];
+  const found: (string | number)[][] = [];
+  if (Object.prototype.hasOwnProperty.call(value, '__proto__')) {
+    found.push([...at, '__proto__']);
+    delete (value as Record<string, unknown>)['__proto__'];
+  }
+  for (const [key, child] of Object.entries(value)) found.push(...takeProtoKeys(child, [...at, Array.isArray(value) ? Number(key) : key]));
+  return found;
+}
+
 export interface ParseOptions {
   now: Date;
 }
@@ -129,6 +141,8 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
     if (!(err instanceof ReferenceError)) throw err;
     throw new UserError(`too many YAML aliases (*name): more than ${MAX_ALIASES} expansions; write the values out`, 'CRIER_ERR_INPUT', { file, line: 1 });
   }
+  // yaml keeps a `__proto__` key as an own property (no pollution), but zod's output drops it without a word: refuse it here.
+  for (const at of takeProtoKeys(raw)) problems.push(problem(at, 'unknown field __proto__'));
   // A mistake at the top (a bad kind, an unknown key) does not hide the others: what is usable is checked too.
   const parsed = fileSchema.safeParse(raw);
   const refused: (string | number)[][] = parsed.success ? [] : parsed.error.issues.map(issuePath);
