@@ -12,6 +12,9 @@ import { addAccount, createToken } from '../src/domain/accounts.js';
 import { exportList, findSubscriber, importSubscribers } from '../src/domain/audience.js';
 import { readCampaignFile } from '../src/domain/campaign-file.js';
 import { CsvParser } from '../src/domain/csv.js';
+import { exportObservations, importObservations } from '../src/domain/metrics-io.js';
+import { ObservationStore } from '../src/domain/observations.js';
+import { catalogueFor } from '../src/metrics-config.js';
 import { FeedUnavailable, fetchFeed } from '../src/domain/website-feed.js';
 import { UserError } from '../src/errors.js';
 import { connectRedis, type RedisHandle } from '../src/redis/connection.js';
@@ -202,6 +205,38 @@ describe('CSV files (crier subscribers import)', () => {
       for (const [email, name] of Object.entries(c.names ?? {})) expect(await findSubscriber(handle.redis, handle.prefix, email), email).toMatchObject({ name });
       for (const email of c.absent ?? []) expect(await findSubscriber(handle.redis, handle.prefix, email), email).toBeNull();
     });
+  });
+});
+
+describe('metrics CSVs (crier metrics import)', () => {
+  const stores = () => {
+    const catalogue = catalogueFor(config.metrics);
+    return { catalogue, store: new ObservationStore(handle.redis, handle.prefix, catalogue, { zone: config.timezone }) };
+  };
+
+  it('metrics-hostile.csv: each bad row named by line and field, the good rows kept, formulas neutralised on export', async () => {
+    const { catalogue, store } = stores();
+    const file = corpus('metrics-hostile.csv');
+    const r = await importObservations(store, catalogue, file, new Date());
+    expect(r).toMatchObject({ imported: 2, rejected: 3 });
+    expect(r.errors.map((e) => [e.where.line, e.where.field])).toEqual([
+      [3, 'value'],
+      [4, 'week'],
+      [5, 'measure'],
+    ]);
+    const lines: string[] = [];
+    await exportObservations(store, catalogue, { format: 'csv' }, (l) => void lines.push(l));
+    const rows = parseCsv(`${lines.join('\n')}\n`);
+    expect(rows.map((row) => row[1])).toEqual(['subject', '\'=HYPERLINK("http://evil.example","x")', "'+44 Rugby"]);
+    for (const cell of rows.flat()) expect(cell).not.toMatch(/^[=+\-@\t\r]/);
+  });
+
+  it('metrics-proto-column.csv: a __proto__ column is refused at the header, nothing written', async () => {
+    const { catalogue, store } = stores();
+    const file = corpus('metrics-proto-column.csv');
+    const err = await refusedWritingNothing(() => importObservations(store, catalogue, file, new Date()));
+    expect(err.message).toBe(`${file}:1: column "__proto__" cannot be a dimension: rename it`);
+    expect(Object.prototype).not.toHaveProperty('polluted');
   });
 });
 
