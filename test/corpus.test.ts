@@ -153,6 +153,12 @@ const CSV_CASES: CsvCase[] = [
     absent: ['before@example.org', 'after@example.org'],
   },
   {
+    name: 'proto-header.csv: a header of __proto__, constructor, toString (names every object has)',
+    file: () => corpus('proto-header.csv'),
+    refused: { message: /proto-header\.csv:1: not a CSV file with a header row: expected columns email,name,area,topics/, line: 1 },
+    absent: ['someone@example.org'],
+  },
+  {
     name: 'a 1 MB field (generated) ends the record limit: the file is refused at its line',
     file: generated('field-1mb.csv', `email,name,area,topics\n${goodRows(600, 'mb')}big@example.org,${'x'.repeat(1024 * 1024)},Rugby,\n${goodRows(5, 'mb-after')}`),
     refused: { message: /field-1mb\.csv:602: a record is longer than 1000000 characters/, line: 602 },
