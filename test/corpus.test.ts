@@ -474,6 +474,43 @@ describe('HTTP bodies, params and query strings on every route', () => {
     }
   });
 
+  it('the refused CSV files through POST /api/v1/audience/lists/:list/import: 400 naming the line, nothing written', async () => {
+    for (const c of CSV_CASES.filter((x) => x.refused)) {
+      const payload = readFileSync(c.file());
+      const before = await snapshot();
+      const res = await app.inject({ method: 'POST', url: '/api/v1/audience/lists/api-corpus/import', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/csv' }, payload });
+      expect(res.statusCode, `${c.name}: ${res.body.slice(0, 300)}`).toBe(400);
+      expect(res.json<{ code: string; message: string }>()).toMatchObject({ code: 'CRIER_ERR_INPUT', message: expect.stringMatching(new RegExp(`:${c.refused!.line}: `)) });
+      expectNoInternals(res.body, c.name);
+      expect(changed(before, await snapshot()), c.name).toEqual([]);
+    }
+  });
+
+  it('POST /api/v1/campaigns with well-formed JSON carrying hostile values: 400 naming the field, nothing written', async () => {
+    const base = { title: 'T', kind: 'social', send_at: '2099-12-01 09:00', channels: { mastodon: { text: 'hi' } } };
+    const cases: Array<[object, RegExp]> = [
+      [{ ...base, title: 'x'.repeat(10_000) }, /title/],
+      [{ ...base, title: 'Hello\r\nBcc: x@example.org' }, /title.*one line/],
+      [{ ...base, channels: { constructor: {} } }, /unknown channel "constructor"/],
+      [{ ...base, channels: { toString: { text: 'x' } } }, /unknown channel "toString"/],
+      [{ ...base, timezone: 'constructor' }, /unknown time zone/],
+      [{ ...base, send_at: '2027-03-28 01:30', timezone: 'Europe/London' }, /does not exist/],
+      [{ ...base, send_at: '2099-02-30 09:00' }, /not a valid date/],
+      [{ ...base, channels: { email: { list: 'news', subject: 'Hi\r\nBcc: x@example.org', body: 'b' } } }, /subject must be one line/],
+      [{ ...base, channels: { email: { list: 'news', subject: 'S', body_file: '../../../../etc/passwd' } } }, /body_file/],
+      [{ ...base, channels: { mastodon: { text: 'hi', images: [{ file: '/etc/passwd', alt: 'a' }] } } }, /images/],
+    ];
+    for (const [body, why] of cases) {
+      const before = await snapshot();
+      const res = await app.inject({ method: 'POST', url: '/api/v1/campaigns', headers: { authorization: `Bearer ${token}` }, payload: body });
+      const what = JSON.stringify(body).slice(0, 160);
+      expect(res.statusCode, `${what}: ${res.body.slice(0, 300)}`).toBe(400);
+      expect(res.json<{ message: string }>().message, what).toMatch(why);
+      expectNoInternals(res.body, what);
+      expect(changed(before, await snapshot()), what).toEqual([]);
+    }
+  });
+
   it('every GET route: hostile path params and query strings', async () => {
     const routes = app.routeTable().filter((r) => r.method === 'GET');
     expect(routes.length).toBeGreaterThan(25);
