@@ -190,7 +190,7 @@ describe('importSubscribers: files that cannot be imported (exit 1)', () => {
   const cases: Array<[string, RegExp]> = [
     ['image.png', /image\.png: not a CSV file: it is a PNG image/],
     ['workbook.xlsx', /workbook\.xlsx: not a CSV file: it is a zip archive \(an \.xlsx workbook\?\)/],
-    ['binary-nul.csv', /binary-nul\.csv: not a CSV file: it holds binary data \(a NUL byte at offset 10\)/],
+    ['binary-nul.csv', /binary-nul\.csv:1: not a CSV file: it holds binary data \(a NUL byte at offset 10\)/],
     ['no-header.txt', /no-header\.txt:1: not a CSV file with a header row/],
     ['empty.csv', /empty\.csv:1: the file is empty/],
     ['semicolons.csv', /semicolons\.csv:1: the header is separated by semicolons or tabs, not commas/],

@@ -157,7 +157,9 @@ function headerName(raw: string): string {
 function readHeader(rec: CsvRecord, file: string): Map<Column, number> {
   const cols = new Map<Column, number>();
   rec.fields.forEach((f, i) => {
-    const col = ALIASES[headerName(f)];
+    // Own keys only: "constructor" or "__proto__" in a header is not one of ours.
+    const name = headerName(f);
+    const col = Object.hasOwn(ALIASES, name) ? ALIASES[name] : undefined;
     if (col && !cols.has(col)) cols.set(col, i);
   });
   const where = { file, line: rec.line };

@@ -76,6 +76,18 @@ function issuePath(issue: z.core.$ZodIssue): (string | number)[] {
   return issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined ? [...p, issue.keys[0]] : p;
 }
 
+/** Removes every own `__proto__` key in a parsed document and returns where each was. */
+function takeProtoKeys(value: unknown, at: (string | number)[] = []): (string | number)[][] {
+  if (typeof value !== 'object' || value === null) return [];
+  const found: (string | number)[][] = [];
+  if (Object.prototype.hasOwnProperty.call(value, '__proto__')) {
+    found.push([...at, '__proto__']);
+    delete (value as Record<string, unknown>)['__proto__'];
+  }
+  for (const [key, child] of Object.entries(value)) found.push(...takeProtoKeys(child, [...at, Array.isArray(value) ? Number(key) : key]));
+  return found;
+}
+
 export interface ParseOptions {
   now: Date;
 }
@@ -129,6 +141,8 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
     if (!(err instanceof ReferenceError)) throw err;
     throw new UserError(`too many YAML aliases (*name): more than ${MAX_ALIASES} expansions; write the values out`, 'CRIER_ERR_INPUT', { file, line: 1 });
   }
+  // yaml keeps a `__proto__` key as an own property (no pollution), but zod's output drops it without a word: refuse it here.
+  for (const at of takeProtoKeys(raw)) problems.push(problem(at, 'unknown field __proto__'));
   // A mistake at the top (a bad kind, an unknown key) does not hide the others: what is usable is checked too.
   const parsed = fileSchema.safeParse(raw);
   const refused: (string | number)[][] = parsed.success ? [] : parsed.error.issues.map(issuePath);
@@ -186,6 +200,11 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
         throw UserError.all(result.error.issues.map((issue) => problem(['channels', name, ...issuePath(issue)], issueMessage(issue))));
       }
       const value = result.data as Record<string, unknown>;
+      // A subject or headline becomes a mail header or a heading: one line, like the title. (The email adapter also
+      // folds any line break at send, for campaigns stored before this check; here the author learns of it.)
+      for (const field of ONE_LINE_FIELDS) {
+        if (typeof value[field] === 'string' && LINE_BREAK.test(value[field])) fail(['channels', name, field], `the ${field} must be one line (it holds a line break or control character)`);
+      }
       for (const field of def.localTimes ?? []) {
         // One fixed time cannot serve every occurrence of a recurring campaign.
         if (value[field] !== undefined && f.repeat) fail(['channels', name, field], `a recurring campaign (repeat:) cannot have a fixed ${field}; each occurrence is sent at its own time`);
@@ -200,6 +219,10 @@ export function parseCampaign(text: string, file: string, config: Config, opts: 
   if (problems.length > 0) throw UserError.all(byLine(problems));
   return { title: f.title, kind: f.kind, sendAt, timezone, essential: f.essential, channels, media, ...(repeat ? { repeat } : {}) };
 }
+
+const ONE_LINE_FIELDS = ['subject', 'headline'] as const;
+// eslint-disable-next-line no-control-regex
+const LINE_BREAK = /[\u0000-\u001f\u007f\u2028\u2029]/;
 
 /** Mistakes in file order (stable: several on one line keep their order); any without a line last. */
 function byLine(problems: UserError[]): UserError[] {

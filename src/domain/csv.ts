@@ -338,6 +338,20 @@ async function* decodedText(file: string, onBytes?: (buf: Buffer, offset: number
   return decoder;
 }
 
+/** Counts line breaks (LF, CR LF or a lone CR) across chunks; `count` returns the breaks so far. */
+class LineCounter {
+  private breaks = 0;
+  private lastWasCr = false;
+  count(buf: Buffer): number {
+    // LFs, plus CRs not followed by an LF (a CR ending the previous chunk is settled by this one's first byte).
+    if (this.lastWasCr && buf.length > 0 && buf[0] !== 0x0a) this.breaks++;
+    for (let i = buf.indexOf(0x0a); i !== -1; i = buf.indexOf(0x0a, i + 1)) this.breaks++;
+    for (let i = buf.indexOf(0x0d); i !== -1; i = buf.indexOf(0x0d, i + 1)) if (i + 1 < buf.length && buf[i + 1] !== 0x0a) this.breaks++;
+    if (buf.length > 0) this.lastWasCr = buf[buf.length - 1] === 0x0d;
+    return this.breaks + (this.lastWasCr ? 1 : 0);
+  }
+}
+
 /**
  * First pass: refuses binary files and checks the whole file's structure (every
  * quote closed, no record over the size limit) without keeping it, so an
@@ -345,10 +359,14 @@ async function* decodedText(file: string, onBytes?: (buf: Buffer, offset: number
  */
 export async function scanCsv(file: string): Promise<CsvScan> {
   const parser = new CsvParser(file);
+  const lines = new LineCounter();
   const texts = decodedText(file, (buf, offset) => {
     if (offset === 0) sniffMagic(buf, file);
     const nul = buf.indexOf(0);
-    if (nul !== -1) throw notCsv(file, `it holds binary data (a NUL byte at offset ${offset + nul})`);
+    if (nul === -1) return void lines.count(buf);
+    // A NUL in a text file: name its line, so a stray byte in one row can be found and removed.
+    const line = lines.count(buf.subarray(0, nul)) + 1;
+    throw new UserError(`not a CSV file: it holds binary data (a NUL byte at offset ${offset + nul})`, 'CRIER_ERR_INPUT', { file, line });
   });
   for (;;) {
     const next = await texts.next();

@@ -57,6 +57,8 @@ export async function importObservations(store: ObservationStore, catalogue: Cat
       if (!header.some((c) => c in PERIOD_COLUMNS)) throw new UserError('the header row needs a period column: period, date, week, month or quarter', 'CRIER_ERR_INPUT', { file, line: rec.line });
       const dup = header.find((c, i) => c !== '' && header!.indexOf(c) !== i);
       if (dup) throw new UserError(`column "${dup}" appears twice in the header`, 'CRIER_ERR_INPUT', { file, line: rec.line });
+      // Dimensions are built as plain objects: a "__proto__" column would vanish from every row without a word.
+      if (header.includes('__proto__')) throw new UserError('column "__proto__" cannot be a dimension: rename it', 'CRIER_ERR_INPUT', { file, line: rec.line });
       continue;
     }
     if (rec.fields.every((f) => f.trim() === '')) continue;

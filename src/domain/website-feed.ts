@@ -1,5 +1,6 @@
 import iconv from 'iconv-lite';
 import Parser from 'rss-parser';
+import { BodyTooLarge, formatBytes, readBodyLimited } from './bounded-body.js';
 
 /**
  * The organisation's website feed (RSS or Atom), read with rss-parser. The
@@ -27,7 +28,8 @@ export class FeedUnavailable extends Error {
   }
 }
 
-const parser = new Parser();
+/** The most of a feed read: a real site's feed is tens of kB; past this it is a mistake or an attack. */
+export const MAX_FEED_BYTES = 5 * 1024 * 1024;
 
 function charsetOf(contentType: string | null, head: string): string {
   const fromHeader = /charset\s*=\s*"?([\w.:-]+)/i.exec(contentType ?? '')?.[1];
@@ -44,24 +46,27 @@ const clean = (text: string | undefined): string | undefined => {
   return t || undefined;
 };
 
-export async function fetchFeed(url: string, timeoutMs: number): Promise<FeedItem[]> {
+export async function fetchFeed(url: string, timeoutMs: number, maxBytes = MAX_FEED_BYTES): Promise<FeedItem[]> {
   let body: Buffer;
   let contentType: string | null;
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.8' } });
     if (!res.ok) throw new FeedUnavailable(url, `HTTP ${res.status}`);
-    body = Buffer.from(await res.arrayBuffer());
+    body = await readBodyLimited(res, maxBytes);
     contentType = res.headers.get('content-type');
   } catch (err) {
     if (err instanceof FeedUnavailable) throw err;
+    if (err instanceof BodyTooLarge) throw new FeedUnavailable(url, `the feed is larger than ${formatBytes(maxBytes)} (stopped reading there)`);
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     const reason = err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (cause?.code ?? cause?.message ?? (err as Error).message);
     throw new FeedUnavailable(url, reason);
   }
   const xml = iconv.decode(body, charsetOf(contentType, body.subarray(0, 200).toString('latin1')));
-  let feed: Awaited<ReturnType<typeof parser.parseString>>;
+  let feed: Awaited<ReturnType<Parser['parseString']>>;
   try {
-    feed = await parser.parseString(xml);
+    // A parser per feed: rss-parser keeps one xml2js parser, and after a feed that failed to parse
+    // it accepted the next hostile one (a DTD's entities left as text) instead of refusing it.
+    feed = await new Parser().parseString(xml);
   } catch (err) {
     throw new FeedUnavailable(url, `not an RSS or Atom feed (${(err as Error).message.split('\n')[0]})`);
   }

@@ -49,15 +49,21 @@ export function dashboardAudience(deps: ServerDeps): FastifyPluginAsync {
       let list = '';
       let csv: Buffer | undefined;
       let filename = 'upload.csv';
-      for await (const part of req.parts({ limits: { fileSize: MAX_UPLOAD, files: 1 } })) {
-        if (part.type === 'file') {
-          csv = await part.toBuffer();
-          filename = part.filename || filename;
-        } else if (part.fieldname === 'list') {
-          list = String(part.value).trim();
-        }
-      }
       let error: string | undefined;
+      try {
+        for await (const part of req.parts({ limits: { fileSize: MAX_UPLOAD, files: 1 } })) {
+          if (part.type === 'file') {
+            csv = await part.toBuffer();
+            filename = part.filename || filename;
+          } else if (part.fieldname === 'list') {
+            list = String(part.value).trim();
+          }
+        }
+      } catch (err) {
+        // busboy's own errors (no boundary, a body cut short) carry no status: they are a broken upload, not a fault here.
+        if ((err as { statusCode?: number }).statusCode !== undefined) throw err;
+        throw new UserError(`the upload is not a readable form (${(err as Error).message}): choose the file and send it again`, 'CRIER_ERR_INPUT', { field: 'file' });
+      }
       try {
         checkListName(list);
         if (!csv || csv.length === 0) throw new UserError('choose a CSV file to import', 'CRIER_ERR_INPUT', { field: 'file' });
