@@ -1,6 +1,6 @@
-import iconv from 'iconv-lite';
 import Parser from 'rss-parser';
 import { BodyTooLarge, formatBytes, readBodyLimited } from './bounded-body.js';
+import { decodeFeed } from './feed-text.js';
 
 /**
  * The organisation's website feed (RSS or Atom), read with rss-parser. The
@@ -31,13 +31,6 @@ export class FeedUnavailable extends Error {
 /** The most of a feed read: a real site's feed is tens of kB; past this it is a mistake or an attack. */
 export const MAX_FEED_BYTES = 5 * 1024 * 1024;
 
-function charsetOf(contentType: string | null, head: string): string {
-  const fromHeader = /charset\s*=\s*"?([\w.:-]+)/i.exec(contentType ?? '')?.[1];
-  const fromProlog = /<\?xml[^>]*encoding\s*=\s*["']([\w.:-]+)["']/i.exec(head)?.[1];
-  const name = (fromHeader ?? fromProlog ?? 'utf-8').toLowerCase();
-  return iconv.encodingExists(name) ? name : 'utf-8';
-}
-
 const clean = (text: string | undefined): string | undefined => {
   const t = text
     ?.replace(/<[^>]*>/g, ' ')
@@ -61,7 +54,7 @@ export async function fetchFeed(url: string, timeoutMs: number, maxBytes = MAX_F
     const reason = err instanceof Error && err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (cause?.code ?? cause?.message ?? (err as Error).message);
     throw new FeedUnavailable(url, reason);
   }
-  const xml = iconv.decode(body, charsetOf(contentType, body.subarray(0, 200).toString('latin1')));
+  const xml = decodeFeed(body, contentType);
   let feed: Awaited<ReturnType<Parser['parseString']>>;
   try {
     // A parser per feed: rss-parser keeps one xml2js parser, and after a feed that failed to parse

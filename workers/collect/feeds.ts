@@ -1,4 +1,5 @@
-import iconv from 'iconv-lite';
+import { BodyTooLarge, readBodyLimited } from '../../src/domain/bounded-body.js';
+import { decodeFeed } from '../../src/domain/feed-text.js';
 import { defaultHttpError } from './http.js';
 import { TransientError, type CollectContext } from './types.js';
 
@@ -21,16 +22,6 @@ export interface FeedItem {
 }
 
 const MAX_BYTES = 10 * 1024 * 1024;
-
-/** The charset from Content-Type, else the XML declaration, else UTF-8 (with its BOM dropped). */
-export function decodeFeed(bytes: Buffer, contentType: string | null): string {
-  const fromHeader = /charset\s*=\s*"?([\w.:-]+)/i.exec(contentType ?? '')?.[1];
-  const head = bytes.subarray(0, 200).toString('latin1');
-  const fromXml = /^\s*<\?xml[^>]*encoding\s*=\s*["']([\w.:-]+)["']/i.exec(head)?.[1];
-  const charset = (fromHeader ?? fromXml ?? 'utf-8').toLowerCase();
-  const text = iconv.encodingExists(charset) ? iconv.decode(bytes, charset) : bytes.toString('utf8');
-  return text.replace(/^\uFEFF/, '');
-}
 
 function str(v: unknown): string {
   if (typeof v === 'string') return v;
@@ -71,8 +62,13 @@ export async function fetchFeed(ctx: CollectContext, url: string): Promise<FeedI
     throw new TransientError(`cannot reach ${url}: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`);
   }
   if (!res.ok) throw await defaultHttpError(`feed ${url}`, res, ctx.now());
-  const bytes = Buffer.from(await res.arrayBuffer());
-  if (bytes.length > MAX_BYTES) throw new TransientError(`feed ${url} is larger than 10 MB`);
+  let bytes: Buffer;
+  try {
+    bytes = await readBodyLimited(res, MAX_BYTES);
+  } catch (err) {
+    if (err instanceof BodyTooLarge) throw new TransientError(`feed ${url} is larger than 10 MB (stopped reading there)`);
+    throw new TransientError(`feed ${url}: ${err instanceof Error ? err.message : String(err)}`);
+  }
   try {
     return await parseFeed(url, decodeFeed(bytes, res.headers.get('content-type')));
   } catch (err) {
