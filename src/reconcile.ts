@@ -70,6 +70,32 @@ async function reconcileOne(deps: ReconcileDeps, c: Campaign, report: ReconcileR
     }
   }
   const planned = new Set(Object.keys(c.channels).filter((ch) => !unplanned.includes(ch)));
+  const n = await readdFinishedBatches(
+    { redis, prefix, deliverQueue: (ch) => deps.queue(deps.deliverQueueName(ch)), deliverJobOptions: deps.deliverJobOptions, now: deps.now },
+    c.id,
+    planned,
+  );
+  report.readded += n.readded;
+  report.failed += n.failed;
+}
+
+export interface BatchDeps {
+  redis: Redis;
+  prefix: string;
+  deliverQueue(channel: string): Queue;
+  deliverJobOptions(channel: string, jobId: string): Parameters<Queue['add']>[2];
+  now(): Date;
+}
+
+/**
+ * For each batch of the given channels with recipients left and no live job: a new job, or, when its job
+ * failed for good, the rest marked failed with the job's reason. Also used when a campaign held in the
+ * middle of its send starts again (its batches' jobs had finished early).
+ */
+export async function readdFinishedBatches(deps: BatchDeps, campaignId: string, channels: Set<string>): Promise<{ readded: number; failed: number }> {
+  const { redis, prefix } = deps;
+  const k = campaignKeys(prefix, campaignId);
+  const out = { readded: 0, failed: 0 };
   const jobIds = await redis.hgetall(k.jobs);
   let cursor = '0';
   do {
@@ -78,9 +104,9 @@ async function reconcileOne(deps: ReconcileDeps, c: Campaign, report: ReconcileR
     for (let i = 0; i < flat.length; i += 2) {
       const field = flat[i]!;
       const channel = field.slice(0, field.indexOf(':'));
-      if (!planned.has(channel)) continue;
-      const queue = deps.queue(deps.deliverQueueName(channel));
-      const jobId = jobIds[field] ?? `${c.id}:${field}`;
+      if (!channels.has(channel)) continue;
+      const queue = deps.deliverQueue(channel);
+      const jobId = jobIds[field] ?? `${campaignId}:${field}`;
       const job = await queue.getJob(jobId);
       const state = job ? await job.getState() : 'unknown';
       if (LIVE.has(state)) continue;
@@ -90,15 +116,16 @@ async function reconcileOne(deps: ReconcileDeps, c: Campaign, report: ReconcileR
       if (!done.some((d) => d !== 1)) continue;
       if (state === 'failed') {
         const reason = `delivery job failed: ${job?.failedReason ?? 'unknown error'}`;
-        await failUndelivered(redis, prefix, c.id, channel, field, reason, deps.now());
-        report.failed++;
+        await failUndelivered(redis, prefix, campaignId, channel, field, reason, deps.now());
+        out.failed++;
       } else {
         // Completed with recipients left, or gone: a new job (a new id, since a finished job's id is taken).
-        const newId = `${c.id}:${field}-re${Date.now().toString(36)}`;
-        await queue.add('deliver', { campaignId: c.id, channel, batch: field }, deps.deliverJobOptions(channel, newId));
+        const newId = `${campaignId}:${field}-re${Date.now().toString(36)}${i}`;
+        await queue.add('deliver', { campaignId, channel, batch: field }, deps.deliverJobOptions(channel, newId));
         await redis.hset(k.jobs, field, newId);
-        report.readded++;
+        out.readded++;
       }
     }
   } while (cursor !== '0');
+  return out;
 }

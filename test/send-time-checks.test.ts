@@ -66,17 +66,17 @@ describe('checks right before sending', () => {
     expect((await crier.show(c.id)).status).toBe('cancelled');
   }, 60_000);
 
-  it('a pre-election period beginning in the middle of a send holds the campaign there', async () => {
+  it('a pre-election period beginning in the middle of a send holds the campaign there; rescheduled after it, the rest go once', async () => {
     const sink = await startSmtpSink({ parse: false });
     cleanups.push(() => sink.close());
-    const from = londonIn(3000);
+    const start = Date.now();
     const config = testConfig({
       env: { SMTP_URL: sink.url },
-      yaml: `channels:\n  email: { rate_per_second: 1, concurrency: 1 }\npurdah:\n  - { from: "${from}", to: "${londonIn(3_600_000)}", reason: PCC election }\n`,
+      yaml: `channels:\n  email: { rate_per_second: 1, concurrency: 1 }\npurdah:\n  - { from: "${londonIn(3000, new Date(start))}", to: "${londonIn(9000, new Date(start))}", reason: PCC election }\n`,
     });
     const crier = await startCrier(config);
     cleanups.push(() => crier.close());
-    await audience(config, crier, 'purdah', 10);
+    const emails = await audience(config, crier, 'purdah', 10);
     const c = await crier.create(`title: Purdah\nkind: newsletter\nsend_at: ${londonIn(0)}\nchannels:\n  email: { list: purdah, subject: "Hi", body: "News." }\n`);
     const held = await crier.waitForStatus(c.id, ['held', 'sent'], 20_000);
     expect(held.status).toBe('held');
@@ -86,7 +86,16 @@ describe('checks right before sending', () => {
     expect(at).toBeLessThan(10);
     await new Promise((r) => setTimeout(r, 1500));
     expect(sink.count).toBe(at);
-  }, 60_000);
+
+    // After the window: the same campaign carries on from where it stopped.
+    await crier.scheduler.reschedule(c.id, new Date(Math.max(start + 10_000, Date.now() + 1500)), 'tester');
+    const done = await crier.waitForStatus(c.id, ['sent', 'partially_failed', 'failed'], 40_000);
+    expect(done.status).toBe('sent');
+    expect(done.counts.email).toMatchObject({ sent: 10, failed: 0, pending: 0 });
+    const got = new Map<string, number>();
+    for (const to of received(sink)) got.set(to, (got.get(to) ?? 0) + 1);
+    expect(emails.filter((e) => got.get(e) !== 1)).toEqual([]);
+  }, 90_000);
 
   it('an X post made while the worker died waiting for the answer: the next worker finds it, no second post, no duplicate failure', async () => {
     const creds = { appKey: 'ak', appSecret: 'as', accessToken: 'at', accessSecret: 'ts' };

@@ -11,6 +11,7 @@ import { beginSending, campaignKeys, findCampaign, type Campaign } from '../src/
 import { channelStartsAt } from '../src/domain/embargo.js';
 import { holdReason } from '../src/domain/purdah.js';
 import { runScript } from '../src/redis/scripts.js';
+import { readdFinishedBatches } from '../src/reconcile.js';
 import { deliverJobOptions, type CampaignJobData, type DeliverJobData } from '../src/scheduler.js';
 
 /**
@@ -56,7 +57,16 @@ export async function processCampaignJob(job: Job<CampaignJobData>, deps: PlanDe
     return outcome;
   }
   clog.info({ outcome }, 'planning campaign');
+  // Channels planned before (a send held by the pre-election period, now released): their batches' jobs
+  // ended early, so what is left of them gets new jobs.
+  const counts = await redis.hgetall(campaignKeys(prefix, id).counts);
+  const before = new Set(Object.keys(c.channels).filter((ch) => counts[`${ch}:planned`] === '1'));
   for (const channel of Object.keys(c.channels)) await planChannel(c, channel, deps);
+  if (before.size > 0) {
+    const deliverJob = (channel: string, jobId: string) => deliverJobOptions(config.channelSettings(channel), jobId);
+    const n = await readdFinishedBatches({ redis, prefix, deliverQueue: deps.deliverQueue, deliverJobOptions: deliverJob, now: deps.now }, id, before);
+    if (n.readded + n.failed > 0) clog.info(n, 'batches left by an earlier start put back');
+  }
   return 'planned';
 }
 

@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import { DependencyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ensureEmbeddedRedis, type EmbeddedRedis } from './embedded.js';
+import { registerScripts } from './scripts.js';
 
 /**
  * How every part of Crier reaches Redis: REDIS_URL when given, else the
@@ -84,6 +85,7 @@ export async function connectRedis(config: Config, log: Logger): Promise<RedisHa
   let up = false;
   const redis = new Redis({ ...options, lazyConnect: true, enableAutoPipelining: true, retryStrategy: (times) => (up ? reconnectDelay(times) : null) });
   redis.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
+  registerScripts(redis);
   try {
     await redis.connect();
   } catch {
@@ -98,6 +100,7 @@ export async function connectRedis(config: Config, log: Logger): Promise<RedisHa
     prefix: config.redis_prefix,
     duplicate(more?: RedisOptions) {
       const r = new Redis({ ...options, ...more });
+      registerScripts(r);
       r.on('error', (err) => log.debug({ err: err.message }, 'redis connection error'));
       extra.push(r);
       return r;

@@ -26,26 +26,29 @@ type Commands = Record<string, ScriptCommand | undefined>;
 
 const commandName = (script: LuaScript): string => `crier_${script.name}`;
 
-const registering = new WeakMap<Redis, Promise<void>>();
-
 /**
- * Registers every script declared so far that this connection lacks. An auto-pipelined
- * connection copies its commands into each pipeline when the pipeline is made, so after
- * registering we wait for the pipeline of this tick to go before using the new commands.
+ * Registers every script declared so far on a new connection, before its first command (connectRedis
+ * does this): the modules that declare scripts are imported by then.
  */
-function register(redis: Redis): Promise<void> {
+export function registerScripts(redis: Redis): void {
   const commands = redis as unknown as Commands;
   for (const script of declared.values()) {
     if (typeof commands[commandName(script)] !== 'function') redis.defineCommand(commandName(script), { lua: script.lua });
   }
-  const settled = new Promise<void>((resolve) => setImmediate(resolve));
-  registering.set(redis, settled);
-  return settled;
+}
+
+/**
+ * A script this connection lacks (declared after it was made, or a connection made elsewhere) is registered
+ * now; an auto-pipelined connection copies its commands into each pipeline when the pipeline is made, so an
+ * open pipeline would not know it: on this connection it is sent outside auto-pipelining.
+ */
+function registerLate(redis: Redis, script: LuaScript): void {
+  redis.defineCommand(commandName(script), { lua: script.lua });
+  redis.options.autoPipeliningIgnoredCommands = [...(redis.options.autoPipeliningIgnoredCommands ?? []), commandName(script)];
 }
 
 export async function runScript<T = unknown>(redis: Redis, script: LuaScript, keys: string[], args: Array<string | number>): Promise<T> {
   const commands = redis as unknown as Commands;
-  if (typeof commands[commandName(script)] !== 'function') await register(redis);
-  else await registering.get(redis);
+  if (typeof commands[commandName(script)] !== 'function') registerLate(redis, script);
   return (await (commands[commandName(script)] as ScriptCommand).call(redis, keys.length, ...keys, ...args)) as T;
 }
