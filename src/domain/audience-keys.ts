@@ -1,7 +1,6 @@
 import { createHash, createHmac } from 'node:crypto';
 import type { ChainableCommander } from 'ioredis';
 import { UserError } from '../errors.js';
-import { defineScript, type LuaScript } from '../redis/scripts.js';
 
 /**
  * Where the audience lives in Redis, and how an email becomes an id. The id is
@@ -109,14 +108,4 @@ export async function execAll(pipe: ChainableCommander): Promise<unknown[]> {
     if (err) throw err;
     return value;
   });
-}
-
-/**
- * Lua runs one way, through src/redis/scripts.ts (defineScript + runScript, registered with
- * ioredis defineCommand). These names stay for code written against them: a script made with
- * luaScript() is registered under a name derived from its text.
- */
-export { runScript, type LuaScript } from '../redis/scripts.js';
-export function luaScript(source: string): LuaScript {
-  return defineScript(`lua_${createHash('sha1').update(source).digest('hex').slice(0, 16)}`, source);
 }
