@@ -127,26 +127,49 @@ async function planChannel(c: Campaign, channel: string, deps: PlanDeps): Promis
 /**
  * Batch n holds the audience members whose sequence number is in
  * (n·size, (n+1)·size], filtered by subscription status, area and topic
- * (and, for SMS, by having a mobile number).
+ * (and, for SMS, by having a mobile number). The list is read a page of
+ * PAGE_BATCHES batches at a time (one range read and one pipelined read of the
+ * members' fields per page), so memory holds one page whatever the audience.
  */
+const PAGE_BATCHES = 10;
+
 export async function* audienceBatches(redis: Redis, prefix: string, selector: AudienceSelector, size: number): AsyncGenerator<{ batch: number; ids: string[] }> {
   const k = audienceKeys(prefix);
   const key = selector.list ? k.list(selector.list) : k.subs;
   const matches = audienceFilter(selector);
-  let cursor = 0;
+  const optOutField = selector.list ? listOptOutField(selector.list) : 'status';
+  let cursor = 0; // always a batch boundary: the page covers sequence numbers (cursor, cursor + PAGE_BATCHES·size]
   for (;;) {
-    const next = await redis.zrangebyscore(key, `(${cursor}`, '+inf', 'WITHSCORES', 'LIMIT', 0, 1);
-    if (next.length < 2) return;
-    const batch = Math.floor((Number(next[1]) - 1) / size);
-    cursor = (batch + 1) * size;
-    const members = await redis.zrangebyscore(key, batch * size + 1, cursor);
+    const page = await redis.zrangebyscore(key, `(${cursor}`, cursor + PAGE_BATCHES * size, 'WITHSCORES');
+    if (page.length === 0) {
+      // A gap (members removed): jump to the batch of the next member, if any.
+      const next = await redis.zrangebyscore(key, `(${cursor}`, '+inf', 'WITHSCORES', 'LIMIT', 0, 1);
+      if (next.length < 2) return;
+      cursor = Math.floor((Number(next[1]) - 1) / size) * size;
+      continue;
+    }
+    cursor += PAGE_BATCHES * size;
+    const members: string[] = [];
+    const batchOf: number[] = [];
+    for (let i = 0; i < page.length; i += 2) {
+      members.push(page[i]!);
+      batchOf.push(Math.floor((Number(page[i + 1]) - 1) / size));
+    }
     const pipe = redis.pipeline();
-    for (const id of members) pipe.hmget(k.sub(id), 'status', 'area', 'topics', 'phone', selector.list ? listOptOutField(selector.list) : 'status');
+    for (const id of members) pipe.hmget(k.sub(id), 'status', 'area', 'topics', 'phone', optOutField);
     const rows = ((await pipe.exec()) ?? []).map(([, r]) => r as (string | null)[]);
-    const ids = members.filter((_, i) => {
+    let current = -1;
+    let ids: string[] = [];
+    for (let i = 0; i < members.length; i++) {
       const [status, area, tops, phone, optOut] = rows[i] ?? [];
-      return status === 'subscribed' && !(selector.list && optOut) && (!selector.withPhone || !!phone) && (!matches || matches(area ?? '', tops ?? ''));
-    });
-    if (ids.length > 0) yield { batch, ids };
+      const keep = status === 'subscribed' && !(selector.list && optOut) && (!selector.withPhone || !!phone) && (!matches || matches(area ?? '', tops ?? ''));
+      if (batchOf[i] !== current) {
+        if (ids.length > 0) yield { batch: current, ids };
+        current = batchOf[i]!;
+        ids = [];
+      }
+      if (keep) ids.push(members[i]!);
+    }
+    if (ids.length > 0) yield { batch: current, ids };
   }
 }
