@@ -60,7 +60,10 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
   const guards: ChannelGuard[] = [];
   const collectors: CollectWorker[] = [];
   // A killed worker's active jobs are retried once their lock lapses and the stalled check runs.
-  const lock = { lockDuration: config.worker_lock_ms, stalledInterval: config.worker_lock_ms };
+  // Every recipient is marked as it goes, so a batch picked up again repeats at most its message in
+  // flight: a job may stall many times (each a machine that died holding it) before BullMQ gives up
+  // on it (BullMQ's default, 1, failed whole batches when two workers died holding the same one).
+  const lock = { lockDuration: config.worker_lock_ms, stalledInterval: config.worker_lock_ms, maxStalledCount: 20 };
   const onError = (name: string) => (err: Error) => log.warn({ queue: name, err: err.message }, 'worker error');
   // Recurring campaigns, the newsletter run and the digest: job-scheduler queues (workers/schedules.ts).
   const schedules = startScheduleWorkers({ config, handle, log, now, queues: wanted.filter((q) => SCHEDULE_QUEUES.includes(q)), lock });
