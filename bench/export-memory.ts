@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { buildCatalogue } from '../src/domain/measures.js';
 import { ObservationStore, type ObservationInput } from '../src/domain/observations.js';
@@ -7,6 +6,7 @@ import { parsePeriod, previousPeriod } from '../src/domain/periods.js';
 import { createLogger } from '../src/log.js';
 import { connectRedis } from '../src/redis/connection.js';
 import { arg, benchConfig, mb, startRedis } from './lib.js';
+import { memoryOf } from './procs.js';
 
 const CLI = path.resolve(import.meta.dirname, '../src/cli/main.js');
 
@@ -24,16 +24,6 @@ const CLI = path.resolve(import.meta.dirname, '../src/cli/main.js');
 
 const log = createLogger('silent');
 const MEASURES = ['x.impressions', 'x.engagements', 'x.link_clicks', 'mastodon.boosts', 'mastodon.favourites', 'mastodon.replies', 'engagement.events', 'engagement.attendees', 'engagement.questions', 'engagement.actions'];
-
-function memoryOf(pid: number): { rss: number; hwm: number } {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-  } catch {
-    return { rss: 0, hwm: 0 };
-  }
-}
 
 async function exportRun(env: NodeJS.ProcessEnv, args: string[]): Promise<{ rows: number; bytes: number; peak: number; hwm: number; secs: number }> {
   const t = performance.now();

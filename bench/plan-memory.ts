@@ -89,21 +89,13 @@ async function planBaseline(config: Config, n: number): Promise<PlanRun> {
   const child = fork(path.join(import.meta.dirname, 'plan-baseline-main.js'), [], { env: crierEnv(config, { PLAN_LIST: 'everyone' }), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   let peak = 0;
   const timer = setInterval(() => {
-    try {
-      peak = Math.max(peak, memoryOf(child.pid!).hwm);
-    } catch {
-      // exited between two samples
-    }
+    peak = Math.max(peak, memoryOf(child.pid!).hwm);
   }, 100);
   const done = await new Promise<{ secs: number; recipients: number }>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`baseline exited (${code})`)));
     child.on('message', (m: { type: string; secs: number; recipients: number }) => {
       if (m.type !== 'done') return;
-      try {
-        peak = Math.max(peak, memoryOf(child.pid!).hwm);
-      } catch {
-        // gone already
-      }
+      peak = Math.max(peak, memoryOf(child.pid!).hwm);
       resolve(m);
     });
   });

@@ -25,9 +25,14 @@ export function cpuOfPid(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) / USER_HZ) * 1e6;
 }
 
-/** VmRSS and VmHWM (the kernel's own peak) of a live process, in bytes (Linux /proc). */
+/** VmRSS and VmHWM (the kernel's own peak) of a process, in bytes (Linux /proc); zeros once it has exited. */
 export function memoryOf(pid: number): { rss: number; hwm: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return { rss: 0, hwm: 0 };
+  }
   const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
