@@ -5,7 +5,7 @@ import type { Config } from '../../src/config.js';
 import { PermanentError, RateLimitedError, TransientError, type ChannelAdapter, type Delivery, type Recipient } from '../adapter.js';
 import { createEmailSender, parseContent, requireBody, requireRecipient } from '../email/index.js';
 import { personaliseText, stripControl } from '../email/markdown.js';
-import { composeEmail } from '../email/message.js';
+import { composeRawEmail } from '../email/message.js';
 import { safeFileName } from '../dry-run.js';
 import { parseRetryAfter } from '../retry-after.js';
 
@@ -115,7 +115,7 @@ export function createCommunityAdapter(config: Config): ChannelAdapter {
       const now = ctx.now();
       const tags = alertTags(content, recipient);
       const subject = prefixedSubject(content.subject, tags);
-      const mail = composeEmail(config, {
+      const mail = composeRawEmail(config, {
         subject,
         markdown: requireBody(content.body, name),
         list: content.list ?? DEFAULT_LIST,

@@ -18,7 +18,7 @@ import {
   type SendResult,
 } from '../adapter.js';
 import { safeFileName } from '../dry-run.js';
-import { composeEmail } from './message.js';
+import { composeRawEmail } from './message.js';
 
 /**
  * The email channel: pooled SMTP when SMTP_URL is set, otherwise a dry run that
@@ -163,7 +163,7 @@ export function createEmailSender(config: Config, channel: string): EmailSender 
         const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
         await writeFile(tmp, bytes);
         await rename(tmp, file);
-        return { id: info.messageId, outboxFile: file };
+        return { id: typeof mail.messageId === 'string' ? mail.messageId : info.messageId, outboxFile: file };
       },
       async verify() {},
       async close() {
@@ -195,7 +195,7 @@ export function createEmailSender(config: Config, channel: string): EmailSender 
     async deliver(mail) {
       try {
         const info = await smtp.sendMail(mail);
-        return { id: info.messageId };
+        return { id: typeof mail.messageId === 'string' ? mail.messageId : info.messageId };
       } catch (err) {
         throw classifySmtpError(err);
       }
@@ -225,7 +225,7 @@ export function createEmailAdapter(config: Config): ChannelAdapter {
     async send(delivery, ctx) {
       const content = parseContent(contentSchema, delivery);
       const recipient = requireRecipient(delivery);
-      const mail = composeEmail(config, {
+      const mail = composeRawEmail(config, {
         subject: content.subject,
         markdown: requireBody(content.body, name),
         list: content.list,

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Config } from '../../src/config.js';
 import { PermanentError, type ChannelAdapter } from '../adapter.js';
 import { createEmailSender, parseContent, requireBody, requireRecipient } from '../email/index.js';
-import { composeEmail } from '../email/message.js';
+import { composeRawEmail } from '../email/message.js';
 import { notesSchema, releaseTail } from './release.js';
 
 /**
@@ -82,7 +82,7 @@ export function createPressEmailAdapter(config: Config): ChannelAdapter {
       const body = requireBody(content.body, name);
       const marked = markEmbargo(content.headline, body, embargoInstant(content, config.timezone), now, config.timezone);
       // The headline leads the body (under the embargo line, if any); the release ends as a newsroom expects.
-      const mail = composeEmail(config, {
+      const mail = composeRawEmail(config, {
         subject: marked.subject,
         heading: { title: content.headline, kicker: marked.line ?? `FOR IMMEDIATE RELEASE: ${DateTime.fromJSDate(now, { zone: config.timezone }).setLocale('en-GB').toFormat('ccc d LLLL yyyy')}` },
         markdown: `${body}${releaseTail(content.notes, config.org)}`,
