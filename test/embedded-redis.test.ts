@@ -218,3 +218,36 @@ describe('embedded redis-server', () => {
     expect(embeddedServerPids(dataDir)).toEqual([]);
   });
 });
+
+describe('embedded redis-server supervised by a long-running process', () => {
+  it('is started again on its AOF when it dies, and the same connections carry on', async () => {
+    const dataDir = newDataDir();
+    const config = loadConfig({ CRIER_DATA_DIR: dataDir, LOG_LEVEL: 'silent' }, dataDir);
+    const h = await connectRedis(config, log, { supervise: true, superviseMs: 200 });
+    try {
+      await h.redis.set(`${h.prefix}:kept`, 'yes');
+      const dup = h.duplicate();
+      await new Promise((res) => setTimeout(res, 1500)); // appendfsync everysec
+      const pid = pidOf(dataDir);
+      process.kill(pid, 'SIGKILL');
+      const deadline = Date.now() + 15_000;
+      let next = pid;
+      while ((next === pid || !alive(next)) && Date.now() < deadline) {
+        await new Promise((res) => setTimeout(res, 100));
+        try {
+          next = pidOf(dataDir);
+        } catch {
+          // pidfile between servers
+        }
+      }
+      expect(next).not.toBe(pid);
+      expect(alive(next)).toBe(true);
+      // The handle's own connections reconnect (capped backoff) and see the AOF's data.
+      expect(await h.redis.get(`${h.prefix}:kept`)).toBe('yes');
+      expect(await dup.get(`${h.prefix}:kept`)).toBe('yes');
+    } finally {
+      await h.close();
+    }
+    expect(embeddedServerPids(dataDir)).toEqual([]);
+  });
+});

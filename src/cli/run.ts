@@ -18,7 +18,7 @@ async function run(opts: { server: boolean; queues?: string[] }): Promise<void> 
   for (const q of opts.queues ?? []) {
     if (!known.includes(q)) throw new UserError(`unknown queue "${q}" (known: ${known.join(', ')})`, 'CRIER_ERR_INPUT', { field: '--queues' });
   }
-  const handle = await connectRedis(loaded, log);
+  const handle = await connectRedis(loaded, log, { supervise: true });
   const config = await ensureSecret(loaded, handle, log);
   const scheduler = new Scheduler(config, handle, log);
   await scheduler.reconcile();

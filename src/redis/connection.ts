@@ -3,7 +3,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Config } from '../config.js';
 import { DependencyError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { ensureEmbeddedRedis, type EmbeddedRedis } from './embedded.js';
+import { ensureEmbeddedRedis, ping as pingSocket, type EmbeddedRedis } from './embedded.js';
 import { registerScripts } from './scripts.js';
 
 /**
@@ -61,7 +61,18 @@ async function ping(redis: Redis, where: string): Promise<void> {
   }
 }
 
-export async function connectRedis(config: Config, log: Logger): Promise<RedisHandle> {
+export interface ConnectOptions {
+  /**
+   * Long-running processes (`crier start`, `crier worker`) watch the embedded
+   * redis-server and start it again (on its AOF) if it dies; every connection
+   * then reconnects by itself. Checked every `superviseMs` (default 1 s);
+   * two failed checks in a row count as gone.
+   */
+  supervise?: boolean;
+  superviseMs?: number;
+}
+
+export async function connectRedis(config: Config, log: Logger, opts: ConnectOptions = {}): Promise<RedisHandle> {
   let embedded: EmbeddedRedis | undefined;
   let base: Endpoint;
   let where: string;
@@ -94,6 +105,30 @@ export async function connectRedis(config: Config, log: Logger): Promise<RedisHa
   await ping(redis, where);
   up = true;
   const extra: Redis[] = [];
+  let supervising: NodeJS.Timeout | undefined;
+  if (embedded && opts.supervise) {
+    let current = embedded;
+    let misses = 0;
+    let busy = false;
+    supervising = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      void (async () => {
+        const state = await pingSocket(current.socketPath);
+        misses = state === 'down' ? misses + 1 : 0;
+        if (misses < 2) return;
+        log.warn({ socket: current.socketPath }, 'the embedded redis-server is gone: starting it again on its AOF');
+        // Under the start lock: if another Crier process got there first, this one only claims it.
+        current = await ensureEmbeddedRedis(config.dataDir, log);
+        embedded = current;
+        misses = 0;
+        log.info({ socket: current.socketPath }, 'embedded redis-server running again');
+      })()
+        .catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'could not start the embedded redis-server again; will keep trying'))
+        .finally(() => (busy = false));
+    }, opts.superviseMs ?? 1000);
+    supervising.unref();
+  }
   return {
     options,
     redis,
@@ -106,6 +141,7 @@ export async function connectRedis(config: Config, log: Logger): Promise<RedisHa
       return r;
     },
     async close() {
+      clearInterval(supervising);
       await Promise.all(extra.map((r) => r.quit().catch(() => r.disconnect())));
       if (embedded) await embedded.release(redis);
       else await redis.quit().catch(() => redis.disconnect());

@@ -34,10 +34,10 @@ const MAX_SOCKET_BYTES = process.platform === 'darwin' ? 103 : 107;
 
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
-type PingResult = 'ok' | 'loading' | 'down';
+export type PingResult = 'ok' | 'loading' | 'down';
 
 /** A raw PING on the socket: no client library, no reconnect loops, no error events to swallow. */
-function ping(socketPath: string, timeoutMs = 1000): Promise<PingResult> {
+export function ping(socketPath: string, timeoutMs = 1000): Promise<PingResult> {
   return new Promise((resolve) => {
     const sock = net.connect({ path: socketPath });
     let buf = '';
