@@ -52,17 +52,17 @@ describe('crier subscribers forget', () => {
       return r.stdout;
     };
     // Zed twice: once imported, once rejected (a name over 200 characters), so the rejects file holds the address too.
-    writeFileSync(path.join(work, 'subs.csv'), `email,name,area,topics\nZed.Personal@Example.org,Zebedee,Rugby,\nkim@example.org,Kim,Rugby,\n${ZED},${'Z'.repeat(201)},,\n`);
+    writeFileSync(path.join(work, 'subs.csv'), `email,name,area,topics,phone\nZed.Personal@Example.org,Zebedee,Rugby,,07911 123456\nkim@example.org,Kim,Rugby,,07911 123457\n${ZED},${'Z'.repeat(201)},,,\n`);
     expect(cli('subscribers', 'import', 'subs.csv', '--list', 'news')).toMatch(/imported 2, updated 0, rejected 1/);
     expect(holding(path.join(dir, 'rejects'), ZED)).toHaveLength(1);
 
-    writeFileSync(path.join(work, 'news.yaml'), `title: News\nkind: newsletter\nsend_at: ${londonIn(10_000)}\nchannels:\n  email: { list: news, subject: "News for {{name}}", body: "Hello {{name}}." }\n`);
+    writeFileSync(path.join(work, 'news.yaml'), `title: News\nkind: newsletter\nsend_at: ${londonIn(10_000)}\nchannels:\n  email: { list: news, subject: "News for {{name}}", body: "Hello {{name}}." }\n  sms: { list: news, text: "News is out." }\n`);
     const id = cli('campaign', 'create', 'news.yaml').trim().split('\n').at(-1)!;
     // A worker sends it (dry run: one .eml per subscriber in the outbox), then stops.
     const worker = spawn(process.execPath, [CLI_JS, 'worker'], { cwd: work, env, stdio: 'ignore' });
     const outbox = path.join(dir, 'outbox');
     const deadline = Date.now() + 60_000;
-    while (!(existsSync(outbox) && readdirSync(outbox).filter((f) => f.endsWith('.eml')).length === 2)) {
+    while (!(existsSync(outbox) && readdirSync(outbox).filter((f) => f.endsWith('.eml') || f.includes('-sms-')).length === 4)) {
       if (Date.now() > deadline) throw new Error('the newsletter was not sent');
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -73,17 +73,21 @@ describe('crier subscribers forget', () => {
     cli('campaign', 'preview', id);
     expect(holding(path.join(dir, 'preview'), ZED)).toHaveLength(1);
     expect(holding(outbox, ZED)).toHaveLength(1);
+    // The dry-run text holds the phone number only (no address).
+    expect(holding(outbox, '+447911123456')).toHaveLength(1);
     expect(holding(path.join(dir, 'redis'), ZED).length).toBeGreaterThan(0);
 
     const out = cli('subscribers', 'forget', ZED).trim().split('\n');
     expect(out).toEqual([
-      'removed from 3 files (1 rejects, 2 previews and outbox)',
+      'removed from 5 files (1 rejects, 4 previews and outbox)',
       'rewrote the embedded Redis append-only file: old entries are gone from disk',
       `forgotten ${ZED}`,
     ]);
     // Nothing in the data dir holds the address or the name any more; Kim's data is untouched.
     expect(holding(dir, ZED)).toEqual([]);
     expect(holding(dir, 'zebedee')).toEqual([]);
+    expect(holding(dir, '+447911123456')).toEqual([]);
+    expect(holding(outbox, '+447911123457')).toHaveLength(1);
     expect(holding(outbox, 'kim@example.org')).toHaveLength(1);
     expect(holding(path.join(dir, 'redis'), 'kim@example.org').length).toBeGreaterThan(0);
     expect(existsSync(path.join(dir, 'rejects'))).toBe(true);

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync 
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
+import { subscriberId } from './audience-keys.js';
 import { readCsvRecords } from './csv.js';
 
 /**
@@ -55,17 +56,21 @@ async function scrubRejects(file: string, needle: string): Promise<boolean> {
 /**
  * Removes the address from files under the data dir: rows of rejects files
  * (`<data>/rejects`), and whole preview (`<data>/preview`) and outbox files
- * that mention it. A preview written with `--out` elsewhere is not found.
+ * that mention it or, for outbox files, are named after the subscriber (a
+ * dry-run text holds only the phone number). A preview written with `--out`
+ * elsewhere is not found.
  */
 export async function eraseFromFiles(dirs: { dataDir: string; outboxDir: string }, email: string): Promise<FileErasure> {
   const needle = email.trim().toLowerCase();
   const result: FileErasure = { removed: [], rewritten: [] };
   if (!needle) return result;
+  // Outbox files are named after the subscriber's id: a dry-run text holds only the phone number, not the address.
+  const named = `-${subscriberId(needle)}.`; // 20 hex digits: file-safe as it is
   for (const file of filesUnder(path.join(dirs.dataDir, 'rejects'))) {
     if (await scrubRejects(file, needle)) result.rewritten.push(file);
   }
   for (const file of [...filesUnder(path.join(dirs.dataDir, 'preview')), ...filesUnder(dirs.outboxDir)]) {
-    if (holds(file, needle)) {
+    if (path.basename(file).includes(named) || holds(file, needle)) {
       rmSync(file, { force: true });
       result.removed.push(file);
     }
