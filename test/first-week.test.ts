@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig, type Config } from '../src/config.js';
 import { composeEmail } from '../channels/email/message.js';
-import { neutraliseFormula } from '../src/domain/campaign-report.js';
+import { neutraliseCell } from '../src/domain/csv.js';
 import { importSubscribers, subscriberId } from '../src/domain/audience.js';
 import { testConfig } from './helpers/context.js';
 import { londonIn, startCrier, type TestCrier } from './helpers/crier.js';
@@ -182,8 +182,8 @@ describe('campaign show', () => {
     expect(v.channels.press).toMatchObject({ sent: 2, pending: 0, publication: { published: true, failed: false, path: expect.stringMatching(/^\/press\/.*-show-me$/) } });
   });
 
-  it('neutraliseFormula: = + - @ tab and CR get an apostrophe; anything else is left alone', () => {
-    expect(['=1+1', '+44 1926', '-2', '@SUM(A1)', '\tx', '\rx', 'ann', '', ' =x'].map(neutraliseFormula)).toEqual([
+  it('neutraliseCell: = + - @ tab and CR get an apostrophe; anything else is left alone', () => {
+    expect(['=1+1', '+44 1926', '-2', '@SUM(A1)', '\tx', '\rx', 'ann', '', ' =x'].map(neutraliseCell)).toEqual([
       "'=1+1",
       "'+44 1926",
       "'-2",

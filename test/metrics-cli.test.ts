@@ -7,7 +7,7 @@ import { subscriberId, unsubscribe } from '../src/domain/audience.js';
 import { campaignKeys, saveNewCampaign } from '../src/domain/campaigns.js';
 import { marginOfError } from '../src/domain/margin.js';
 import { buildCatalogue } from '../src/domain/measures.js';
-import { neutraliseCell as neutraliseFormula } from '../src/domain/csv.js';
+import { neutraliseCell } from '../src/domain/csv.js';
 import { ObservationStore } from '../src/domain/observations.js';
 import { periodOf, previousPeriod } from '../src/domain/periods.js';
 import { connectRedis, type RedisHandle } from '../src/redis/connection.js';
@@ -152,9 +152,9 @@ describe('crier metrics', () => {
     const rows = nd.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(rows).toHaveLength(2);
     expect(rows[0]).toMatchObject({ measure: 'engagement.attendees', period: '2026-11', unit: 'count', source: 'import' });
-    expect(neutraliseFormula('\tcmd')).toBe("'\tcmd");
-    expect(neutraliseFormula('-2+3')).toBe("'-2+3");
-    expect(neutraliseFormula('Rugby')).toBe('Rugby');
+    expect(neutraliseCell('\tcmd')).toBe("'\tcmd");
+    expect(neutraliseCell('-2+3')).toBe("'-2+3");
+    expect(neutraliseCell('Rugby')).toBe('Rugby');
   });
 });
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { failedDeliveries, neutraliseFormula } from '../domain/campaign-report.js';
+import { failedDeliveries } from '../domain/campaign-report.js';
 import { getCampaign } from '../domain/campaigns.js';
-import { csvLine } from '../domain/csv.js';
+import { csvLine, neutraliseCell } from '../domain/csv.js';
 import { withContext } from './context.js';
 
 export const FAILURES_CSV_HEADER = ['channel', 'email', 'name', 'reason'];
@@ -26,7 +26,7 @@ export function registerFailuresCommand(campaign: Command): void {
           for (const f of page) {
             n++;
             const who = f.recipient === '-' ? `(the ${f.channel} post)` : f.email;
-            if (opts.csv) ctx.out(csvLine([f.channel, f.email, f.name, f.reason].map(neutraliseFormula)));
+            if (opts.csv) ctx.out(csvLine([f.channel, f.email, f.name, f.reason].map(neutraliseCell)));
             else ctx.out(`${f.channel.padEnd(10)} ${who.padEnd(32)} ${f.reason}`);
           }
         }

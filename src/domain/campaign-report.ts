@@ -121,9 +121,6 @@ export async function* failedDeliveries(redis: Redis, prefix: string, id: string
   }
 }
 
-/** A spreadsheet reads a cell starting with = + - @ (or a tab or CR) as a formula: the one neutraliser is csv.ts's. */
-export { neutraliseCell as neutraliseFormula } from './csv.js';
-
 /** Audience sizes already counted, by selector: `campaign list` counts each list once, however many campaigns use it. */
 export type AudienceCounts = Map<string, Promise<number>>;
 
