@@ -99,6 +99,16 @@ describe('composeRawEmail', () => {
     }
   });
 
+  it('encodes a From name with quotes or non-ASCII as nodemailer does', async () => {
+    for (const mailFrom of ['"Bureau du Commissaire — Warwickshire" <press@example.org>', 'Office of the PCC, "Comms" <news@example.org>', 'plain@example.org']) {
+      const config = { ...testConfig(), mailFrom };
+      const input: EmailInput = { ...base, recipient: { id: 'f', email: 'f@example.org', name: 'F', area: '', topics: [] }, key: 'kf' };
+      const raw = composeRawEmail(config, input);
+      expect(view(await simpleParser(raw.raw as Buffer))).toEqual(view(await viaNodemailer(composeEmail(config, input))));
+      expect(raw.envelope?.from).toBe(/<([^>]+)>/.exec(mailFrom)?.[1] ?? mailFrom);
+    }
+  });
+
   it('sends internationalised domains through nodemailer (punycode) and refuses bad addresses alike', async () => {
     const config = testConfig();
     const input: EmailInput = { ...base, recipient: { id: 'i', email: 'reader@jõgeva.ee', name: 'Reader', area: '', topics: [] }, key: 'ki' };
