@@ -7,6 +7,8 @@ import { listCampaigns } from '../../src/domain/campaigns.js';
 import { testConfig } from '../helpers/context.js';
 import { londonIn, startCrier, type TestCrier } from '../helpers/crier.js';
 import { spawnWorker, type WorkerChild } from '../helpers/worker-child.js';
+import { startFakeMastodonApi } from '../fakes/mastodon-api.js';
+import { startFakeXApi, twitterEnv } from '../fakes/x-api.js';
 import { startFaultySink, type FaultySink } from './faulty-sink.js';
 import { startKillableRedis } from './redis-proc.js';
 
@@ -63,7 +65,7 @@ async function noneSending(crier: TestCrier): Promise<string[]> {
   return (await listCampaigns(crier.handle.redis, crier.config.redis_prefix)).filter((c) => c.status === 'sending').map((c) => c.id);
 }
 
-function workers(config: Config): { start(): WorkerChild; all: WorkerChild[] } {
+function workers(config: Config, env?: Record<string, string>): { start(): WorkerChild; all: WorkerChild[] } {
   const all: WorkerChild[] = [];
   cleanups.push(async () => {
     for (const w of all) await w.kill('SIGKILL');
@@ -71,7 +73,7 @@ function workers(config: Config): { start(): WorkerChild; all: WorkerChild[] } {
   return {
     all,
     start() {
-      const w = spawnWorker(config);
+      const w = spawnWorker(config, env ? { env } : {});
       all.push(w);
       return w;
     },
@@ -165,6 +167,55 @@ describe('reliability', () => {
     expect(duplicates).toBe(0);
     expect(done.counts.email).toMatchObject({ sent: deliverable.length, failed: refused, pending: 0 });
     expect(sink.accepted).toBe(deliverable.length);
+    expect(await noneSending(crier)).toEqual([]);
+  }, 300_000);
+  it('X and Mastodon fakes that rate-limit, fail with 5xx and drop answers: every post once, nothing lost', async () => {
+    const creds = { appKey: 'rel-app-key', appSecret: 'rel-app-secret', accessToken: 'rel-access-token', accessSecret: 'rel-access-secret' };
+    const [x, mastodon] = await Promise.all([startFakeXApi({ credentials: creds }), startFakeMastodonApi()]);
+    cleanups.push(() => Promise.all([x.close(), mastodon.close()]).then(() => undefined));
+    const env = { ...twitterEnv(x.url, creds), MASTODON_URL: mastodon.url, MASTODON_TOKEN: mastodon.token };
+    const config = testConfig({ env, yaml: 'channels:\n  twitter: { backoff_ms: 200, attempts: 10 }\n  mastodon: { backoff_ms: 200, attempts: 10 }\n' });
+    const crier = await startCrier(config, { workers: false });
+    cleanups.push(() => crier.close());
+    // The X fake's certificate is made now: the worker processes trust it through NODE_EXTRA_CA_CERTS.
+    const pool = workers(config, { ...env, NODE_EXTRA_CA_CERTS: x.certFile });
+    await Promise.all([pool.start().ready, pool.start().ready]);
+    // Faults taken by the first requests, in this order: a rate limit (reset in 2 s), server errors, a lost
+    // connection, and a post that is made but whose answer never arrives (the retry must find it, not repost).
+    for (const fault of [429, 500, 503, 0, -1]) {
+      if (fault === 429) {
+        x.failNext(429, { path: '/2/tweets', resetInSeconds: 2 });
+        mastodon.failNext(429, { path: '/api/v1/statuses', resetInSeconds: 2 });
+      } else if (fault > 0) {
+        x.failNext(fault, { path: '/2/tweets' });
+        mastodon.failNext(fault, { path: '/api/v1/statuses' });
+      } else {
+        x.failNext(0, { path: '/2/tweets', ...(fault === 0 ? { drop: true } : { afterEffect: true }) });
+        mastodon.failNext(0, { path: '/api/v1/statuses', ...(fault === 0 ? { drop: true } : { afterEffect: true }) });
+      }
+    }
+    const posts = 12;
+    const ids: string[] = [];
+    for (let i = 0; i < posts; i++) {
+      const c = await crier.create(
+        `title: Social ${i}\nkind: social\nsend_at: ${londonIn(1500)}\nchannels:\n  twitter: { text: "Road closure update ${i} on X" }\n  mastodon: { text: "Road closure update ${i} on Mastodon" }\n`,
+      );
+      ids.push(c.id);
+    }
+    const finals = await Promise.all(ids.map((id) => crier.waitForStatus(id, ['sent', 'partially_failed', 'failed'], 120_000)));
+    const count = (texts: string[], want: string) => texts.filter((t) => t === want).length;
+    const tweets = x.tweets.map((t) => t.text);
+    const statuses = mastodon.statuses.map((t) => t.text);
+    const perPost = Array.from({ length: posts }, (_, i) => [count(tweets, `Road closure update ${i} on X`), count(statuses, `Road closure update ${i} on Mastodon`)]);
+    const tries = [x.requests.filter((r) => r.method === 'POST' && r.path === '/2/tweets').length, mastodon.requests.filter((r) => r.method === 'POST' && r.path === '/api/v1/statuses').length];
+    if (STATS) console.info(`social faults: ${tries[0]} X and ${tries[1]} Mastodon post requests for ${posts} posts each (5 faults each); ${tweets.length} tweets, ${statuses.length} statuses`);
+    // Every fault was taken: four cost a request more than the posts; the fifth made its post, found by the retry, not reposted.
+    expect(tries).toEqual([posts + 4, posts + 4]);
+    expect(finals.map((f) => f.status)).toEqual(ids.map(() => 'sent'));
+    expect(perPost).toEqual(ids.map(() => [1, 1]));
+    expect(tweets).toHaveLength(posts);
+    expect(statuses).toHaveLength(posts);
+    for (const f of finals) expect([f.counts.twitter, f.counts.mastodon]).toMatchObject([{ sent: 1, failed: 0, pending: 0 }, { sent: 1, failed: 0, pending: 0 }]);
     expect(await noneSending(crier)).toEqual([]);
   }, 300_000);
 });
