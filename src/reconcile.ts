@@ -2,7 +2,8 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
-import { campaignKeys, failPlanning, failUndelivered, type Campaign } from './domain/campaigns.js';
+import { defineScript, runScript } from './redis/scripts.js';
+import { campaignKeys, failPlanning, failUndelivered, findCampaign, type Campaign } from './domain/campaigns.js';
 
 /**
  * Finds `sending` campaigns whose jobs are gone or failed for good, and puts
@@ -36,16 +37,55 @@ export interface ReconcileReport {
   replanned: number;
 }
 
+const LOCK_MS = 120_000;
+const lockKey = (prefix: string) => `${prefix}:reconcile-lock`;
+
+// Deletes the lock only if it is still this holder's (it may have expired and been taken by another).
+const UNLOCK = defineScript('reconcile_unlock', `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`);
+
+async function takeLock(redis: Redis, prefix: string, token: string): Promise<boolean> {
+  return (await redis.set(lockKey(prefix), token, 'PX', LOCK_MS, 'NX')) === 'OK';
+}
+
+async function dropLock(redis: Redis, prefix: string, token: string): Promise<void> {
+  await runScript(redis, UNLOCK, [lockKey(prefix)], [token]);
+}
+
+/**
+ * Runs `fn` holding the reconcile lock, waiting up to `waitMs` for it. `campaign
+ * retry` puts a campaign back to `sending` and registers its new jobs under
+ * it, so a reconcile run never sees the campaign between the two and adds a
+ * second job for the same batch.
+ */
+export async function whileReconcileLocked<T>(redis: Redis, prefix: string, fn: () => Promise<T>, waitMs = 30_000): Promise<T> {
+  const token = `${process.pid}:${Math.random().toString(36).slice(2)}`;
+  const deadline = Date.now() + waitMs;
+  while (!(await takeLock(redis, prefix, token))) {
+    if (Date.now() > deadline) throw new Error(`another Crier process has held ${lockKey(prefix)} for over ${waitMs / 1000} s (a reconcile run); try again`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  try {
+    return await fn();
+  } finally {
+    await dropLock(redis, prefix, token);
+  }
+}
+
 export async function reconcileSending(deps: ReconcileDeps, campaigns: Campaign[]): Promise<ReconcileReport> {
   const report: ReconcileReport = { readded: 0, failed: 0, replanned: 0 };
   const sending = campaigns.filter((c) => c.status === 'sending');
   if (sending.length === 0) return report;
-  const lock = `${deps.config.redis_prefix}:reconcile-lock`;
-  if ((await deps.redis.set(lock, String(process.pid), 'PX', 120_000, 'NX')) !== 'OK') return report;
+  const prefix = deps.config.redis_prefix;
+  const token = `${process.pid}:${Math.random().toString(36).slice(2)}`;
+  if (!(await takeLock(deps.redis, prefix, token))) return report;
   try {
-    for (const c of sending) await reconcileOne(deps, c, report);
+    // Read again under the lock: a retry may have changed the campaign since the list was read.
+    for (const c of sending) {
+      const now = await findCampaign(deps.redis, prefix, c.id);
+      if (now?.status === 'sending') await reconcileOne(deps, now, report);
+    }
   } finally {
-    await deps.redis.del(lock);
+    await dropLock(deps.redis, prefix, token);
   }
   if (report.readded + report.failed + report.replanned > 0) deps.log.warn({ ...report }, 'reconciled sending campaigns');
   return report;

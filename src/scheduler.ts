@@ -3,7 +3,7 @@ import type { ChannelSettings, Config } from './config.js';
 import { UserError } from './errors.js';
 import type { Logger } from './log.js';
 import type { RedisHandle } from './redis/connection.js';
-import { reconcileSending } from './reconcile.js';
+import { reconcileSending, whileReconcileLocked } from './reconcile.js';
 import { appendAudit, type AuditDetail } from './domain/audit.js';
 import type { CampaignDraft } from './domain/campaign-file.js';
 import { holdingWindows, windowKey } from './domain/purdah.js';
@@ -187,6 +187,12 @@ export class Scheduler {
    * who already had the message gets it twice.
    */
   async retry(id: string, actor: string): Promise<{ deliveries: number; channels: string[] }> {
+    const prefix = this.config.redis_prefix;
+    // Under the reconcile lock: a reconcile run between the status change and the new jobs would add its own.
+    return whileReconcileLocked(this.redis, prefix, () => this.retryLocked(id, actor));
+  }
+
+  private async retryLocked(id: string, actor: string): Promise<{ deliveries: number; channels: string[] }> {
     const prefix = this.config.redis_prefix;
     const c = await getCampaign(this.redis, prefix, id);
     const { deliveries, retry, channels, replan } = await retryFailed(this.redis, prefix, c, this.now());

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Config } from '../src/config.js';
 import { importSubscribers } from '../src/domain/audience.js';
 import { beginSending, campaignKeys } from '../src/domain/campaigns.js';
+import { whileReconcileLocked } from '../src/reconcile.js';
 import { CAMPAIGN_QUEUE, deliverQueueName, type CampaignJobData } from '../src/scheduler.js';
 import { startWorkers } from '../workers/index.js';
 import { silentLogger, testConfig } from './helpers/context.js';
@@ -69,7 +70,15 @@ describe('no campaign stuck in sending', () => {
     expect(done.counts.email).toMatchObject({ sent: 10, failed: 20, pending: 0 });
     expect(done.counts.email?.error).toMatch(/delivery job failed: relay exploded/);
 
-    await crier.scheduler.retry(c.id, 'tester');
+    // Retry racing reconcile runs (another process's timer): one job per batch, never two.
+    await pool.close();
+    await Promise.all([crier.scheduler.retry(c.id, 'tester'), crier.scheduler.reconcile(), crier.scheduler.reconcile(), crier.scheduler.reconcile()]);
+    const live = await queue.getJobs(['waiting', 'delayed', 'prioritized', 'active']);
+    const perBatch = new Map<string, number>();
+    for (const j of live) perBatch.set((j.data as { batch: string }).batch, (perBatch.get((j.data as { batch: string }).batch) ?? 0) + 1);
+    expect([...perBatch.values()].every((n) => n === 1)).toBe(true);
+    const pool2 = startWorkers({ config, handle: crier.handle, log: silentLogger(), queues: [deliverQueueName('email')] });
+    cleanups.push(() => pool2.close());
     const again = await crier.waitForStatus(c.id, ['sent', 'partially_failed', 'failed'], 20_000);
     expect(again.status).toBe('sent');
     expect(again.counts.email).toMatchObject({ sent: 30, failed: 0, pending: 0 });
@@ -111,4 +120,27 @@ describe('no campaign stuck in sending', () => {
     for (const m of sink.messages) for (const to of m.to) got.set(to, (got.get(to) ?? 0) + 1);
     expect(emails.filter((e) => got.get(e) !== 1)).toEqual([]);
   }, 60_000);
+
+  it('campaign retry waits for a reconcile run in progress (one lock for both)', async () => {
+    const config = testConfig();
+    const crier = await startCrier(config, { workers: false });
+    cleanups.push(() => crier.close());
+    await audience(config, crier, 'wait', 3);
+    const c = await crier.create(`title: Wait\nkind: newsletter\nsend_at: ${londonIn(3_600_000)}\nchannels:\n  email: { list: wait, subject: "Hi", body: "News." }\n`);
+    let release = () => {};
+    const held = whileReconcileLocked(crier.handle.redis, config.redis_prefix, () => new Promise<void>((r) => (release = r)));
+    await until('lock held', async () => (await crier.handle.redis.exists(`${config.redis_prefix}:reconcile-lock`)) === 1);
+    let finished = false;
+    const retry = crier.scheduler.retry(c.id, 'tester').then(
+      () => (finished = true),
+      () => (finished = true),
+    );
+    await new Promise((r) => setTimeout(r, 400));
+    expect(finished).toBe(false);
+    release();
+    await held;
+    await retry;
+    expect(finished).toBe(true);
+    expect(await crier.handle.redis.exists(`${config.redis_prefix}:reconcile-lock`)).toBe(0);
+  }, 30_000);
 });
