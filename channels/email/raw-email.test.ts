@@ -31,9 +31,12 @@ function view(m: ParsedMail) {
     html: m.html,
     messageId: m.messageId,
     date: m.date?.toISOString(),
-    listUnsubscribe: m.headers.get('list-unsubscribe'),
-    listUnsubscribePost: m.headers.get('list-unsubscribe-post'),
-    listId: m.headers.get('list-id'),
+    // mailparser gathers List-Unsubscribe, List-Unsubscribe-Post and List-Id under 'list'; the raw lines, unfolded, too.
+    list: m.headers.get('list'),
+    listLines: m.headerLines
+      .filter((h) => h.key.startsWith('list-'))
+      .map((h) => `${h.key}:${h.line.slice(h.line.indexOf(':') + 1).replace(/\r?\n\s+/g, ' ')}`) // names are case-insensitive
+      .sort(),
     campaign: m.headers.get('x-crier-campaign'),
   };
 }
