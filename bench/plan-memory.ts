@@ -1,4 +1,5 @@
 import { fork } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import path from 'node:path';
 import type { Config } from '../src/config.js';
 import { audienceKeys, subscriberId } from '../src/domain/audience.js';
@@ -95,10 +96,19 @@ async function planCrier(config: Config, handle: RedisHandle, n: number, round: 
   const cpu0 = cpuOfPid(pid);
   const redis0 = await cpuOfRedis(handle.redis);
   const scheduler = new Scheduler(config, handle, log);
+  // --stats: the planner's own log lines about this campaign, timed from the campaign's creation.
+  const logged: Array<{ time: number; msg: string }> = [];
+  if (stats) {
+    createInterface({ input: planner.stderr! }).on('line', (line) => {
+      const l = JSON.parse(line) as { time: number; msg: string };
+      if (/plann/.test(l.msg)) logged.push(l);
+    });
+  }
   try {
     const at = new Date();
     const yaml = `title: Million ${round}\nkind: newsletter\nsend_at: ${formatLocal(at, config.timezone)}\nchannels:\n  email: { list: everyone, subject: "Hello {{name}}", body: "News." }\n`;
     const tp = performance.now();
+    const t0 = Date.now();
     const c = await scheduler.create(parseCampaign(yaml, 'bench.yaml', config, { now: at }), { actor: 'bench' });
     const counts = campaignKeys(prefix, c.id).counts;
     while ((await handle.redis.hget(counts, 'email:planned')) !== '1') await new Promise((r) => setTimeout(r, 50));
@@ -106,7 +116,10 @@ async function planCrier(config: Config, handle: RedisHandle, n: number, round: 
     const cpu = (cpuOfPid(pid) - cpu0) / 1e6;
     const redisCpu = (await cpuOfRedis(handle.redis) - redis0) / 1e6;
     const { hwm } = memoryOf(pid);
-    if (stats) console.log(commandStats(await handle.redis.info('commandstats')));
+    if (stats) {
+      console.log(commandStats(await handle.redis.info('commandstats')));
+      console.log(logged.map((l) => `    planner +${l.time - t0} ms ${l.msg}`).join('\n'));
+    }
     const total = Number(await handle.redis.hget(counts, 'email:total'));
     if (total !== n) throw new Error(`planned ${total} recipients, expected ${n}`);
     await scheduler.queue(deliverQueueName('email')).obliterate({ force: true });

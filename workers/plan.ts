@@ -80,27 +80,32 @@ async function planChannel(c: Campaign, channel: string, deps: PlanDeps): Promis
   const queue = deps.deliverQueue(channel);
   // An embargo binds the whole campaign: public channels wait for it (src/domain/embargo.ts).
   const startDelay = Math.max(0, channelStartsAt(c, channel).getTime() - deps.now().getTime());
-  // Batches are registered first (first registration wins), then their jobs are added in groups: one addBulk per group.
+  // Batches are registered first (first registration wins), then their jobs are added in groups: one addBulk
+  // per group, at most one in flight while the next pages are read (Redis and this process both busy).
   let pending: Array<{ batch: string; delay: number }> = [];
-  let added = 0;
+  let handed = 0;
+  let inflight: Promise<unknown> = Promise.resolve();
   const flush = async () => {
     const group = pending;
     pending = [];
     if (group.length === 0) return;
-    await queue.addBulk(
+    await inflight;
+    handed += group.length;
+    inflight = queue.addBulk(
       group.map((b) => ({
         name: 'deliver',
         data: { campaignId: c.id, channel, batch: `${channel}:${b.batch}` } satisfies DeliverJobData,
         opts: deliverJobOptions(settings, `${c.id}:${channel}:${b.batch}`, b.delay),
       })),
     );
-    added += group.length;
+    // Awaited by the next flush (or below): a failure fails the plan there, not as an unhandled rejection.
+    inflight.catch(() => undefined);
   };
   /** A registered batch's job, added with the next group. */
   const job = async (batch: string, delay = startDelay) => {
     pending.push({ batch, delay });
     // The first batch goes at once, so sending starts while the rest is planned.
-    if (pending.length >= (added === 0 ? 1 : BULK)) await flush();
+    if (pending.length >= (handed === 0 ? 1 : BULK)) await flush();
   };
   if (def?.audience) {
     const selector = def.audience(content);
@@ -123,6 +128,7 @@ async function planChannel(c: Campaign, channel: string, deps: PlanDeps): Promis
     await job('publish', Math.max(0, at - deps.now().getTime()));
   }
   await flush();
+  await inflight;
   await runScript(redis, PLANNED, [k.hash, k.counts], [channel, deps.now().toISOString()]);
 }
 
@@ -213,17 +219,24 @@ export async function* planAudience(
   size: number,
   plan: PagePlan,
 ): AsyncGenerator<{ batches: number[]; recipients: number }> {
-  let after = '0';
+  // The next page is read while the caller adds this one's jobs.
+  const read = (after: string) => {
+    const p = readPage(redis, prefix, selector, size, after, plan);
+    p.catch(() => undefined); // awaited below; not unhandled if the caller stops first
+    return p;
+  };
+  let next = read('0');
   for (;;) {
-    const page = await readPage(redis, prefix, selector, size, after, plan);
+    const page = await next;
     if (page.done) return;
-    after = page.after;
     if ('registered' in page) {
+      next = read(page.after);
       yield page.registered;
       continue;
     }
     const pairs = [...byBatch(page.members)].flatMap((b) => [b.batch, b.ids.join(',')]);
     const [recipients, ...batches] = await runScript<number[]>(redis, REGISTER_PAGE, [plan.batches, plan.counts], [plan.channel, page.lo, page.hi, ...pairs]);
+    next = read(page.after);
     yield { batches, recipients: recipients ?? 0 };
   }
 }
