@@ -219,27 +219,44 @@ export async function* planAudience(
   size: number,
   plan: PagePlan,
 ): AsyncGenerator<{ batches: number[]; recipients: number }> {
-  // The next page is read while the caller adds this one's jobs.
-  const read = (after: string) => {
+  // Pages are read ahead (up to READ_AHEAD not yet taken, each read sent as soon as the one before answers),
+  // so Redis reads the next pages while the caller adds this one's jobs.
+  const reads: Array<Promise<PageReply>> = []; // sent, not yet taken
+  let paused: string | undefined; // where reading stopped at the limit
+  const read = (after: string): void => {
     const p = readPage(redis, prefix, selector, size, after, plan);
-    p.catch(() => undefined); // awaited below; not unhandled if the caller stops first
-    return p;
+    reads.push(p);
+    p.then(
+      (page) => {
+        if (page.done) return;
+        if (reads.length < READ_AHEAD) read(page.after);
+        else paused = page.after;
+      },
+      () => undefined, // awaited below; not unhandled if the caller stops first
+    );
   };
-  let next = read('0');
+  read('0');
   for (;;) {
-    const page = await next;
+    const page = await reads[0]!;
+    reads.shift();
+    if (paused !== undefined) {
+      const after = paused;
+      paused = undefined;
+      read(after);
+    }
     if (page.done) return;
     if ('registered' in page) {
-      next = read(page.after);
       yield page.registered;
       continue;
     }
     const pairs = [...byBatch(page.members)].flatMap((b) => [b.batch, b.ids.join(',')]);
     const [recipients, ...batches] = await runScript<number[]>(redis, REGISTER_PAGE, [plan.batches, plan.counts], [plan.channel, page.lo, page.hi, ...pairs]);
-    next = read(page.after);
     yield { batches, recipients: recipients ?? 0 };
   }
 }
+
+/** Pages read ahead of the one being planned. */
+const READ_AHEAD = 2;
 
 /** The audience's batches with their members, read only (`crier campaign preview` counts and samples them). */
 export async function* audienceBatches(redis: Redis, prefix: string, selector: AudienceSelector, size: number): AsyncGenerator<{ batch: number; ids: string[] }> {
