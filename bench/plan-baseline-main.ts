@@ -16,6 +16,14 @@ const queue = new Queue('bare-plan', { connection: redis });
 const key = audienceKeys(config.redis_prefix).list(process.env.PLAN_LIST ?? 'everyone');
 const size = config.batch_size;
 const bulk = Number(process.env.PLAN_BULK ?? 100);
+// CPU of this process and of redis-server over the timed part (read outside it), for the report.
+const redisCpu = async () => {
+  const info = await redis.info('cpu');
+  const read = (k: string) => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+  return read('used_cpu_user') + read('used_cpu_sys');
+};
+const redis0 = await redisCpu();
+const cpu0 = process.cpuUsage();
 const startedAt = Date.now();
 let jobs: Array<{ name: string; data: { ids: string[] }; opts: { jobId: string } }> = [];
 let batch = 0;
@@ -32,8 +40,11 @@ for (let offset = 0; ; offset += size) {
 }
 if (jobs.length) await queue.addBulk(jobs);
 const secs = (Date.now() - startedAt) / 1000;
+const used = process.cpuUsage(cpu0);
+const cpu = (used.user + used.system) / 1e6;
+const redisSecs = (await redisCpu()) - redis0;
 await queue.obliterate({ force: true });
 await queue.close();
 redis.disconnect();
-process.send?.({ type: 'done', secs, recipients, jobs: batch });
+process.send?.({ type: 'done', secs, recipients, jobs: batch, cpu, redisCpu: redisSecs });
 process.disconnect?.();

@@ -1,6 +1,6 @@
-import { fork, spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
+import { fork } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import path from 'node:path';
 import type { Config } from '../src/config.js';
 import { audienceKeys, subscriberId } from '../src/domain/audience.js';
 import { parseCampaign } from '../src/domain/campaign-file.js';
@@ -10,7 +10,7 @@ import { connectRedis, type RedisHandle } from '../src/redis/connection.js';
 import { Scheduler, deliverQueueName } from '../src/scheduler.js';
 import { formatLocal } from '../src/time.js';
 import { arg, benchConfig, mb, startRedis } from './lib.js';
-import { CLI, crierEnv, median, memoryOf, spread } from './procs.js';
+import { cpuOfPid, cpuOfRedis, crierEnv, median, memoryOf, nodeArgs, spawnWorker, spread, stopChild } from './procs.js';
 
 
 /**
@@ -57,43 +57,24 @@ async function seedAudience(handle: RedisHandle, prefix: string, list: string, n
   await handle.redis.multi().set(k.seq, n).sadd(k.lists, list).exec();
 }
 
-/** `crier worker --queues campaigns` as its own process: what is measured is only a Crier that plans. */
-function spawnPlanner(config: Config): Promise<ChildProcess> {
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    REDIS_URL: config.redisUrl,
-    CRIER_CONFIG: config.configFile,
-    CRIER_DATA_DIR: config.dataDir,
-    CRIER_SECRET: config.secret,
-    LOG_LEVEL: 'info',
-  };
-  const child = spawn(process.execPath, [CLI, 'worker', '--queues', 'campaigns'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    const lines: string[] = [];
-    child.once('exit', (code) => reject(new Error(`planner exited (${code}):\n${lines.join('\n')}`)));
-    createInterface({ input: child.stderr! }).on('line', (line) => {
-      lines.push(line);
-      if (line.includes('"msg":"workers started"')) resolve(child);
-    });
-  });
-}
-
 interface PlanRun {
   secs: number;
   peakRss: number;
+  /** CPU seconds of the measured process and of redis-server over the run. */
+  cpu: number;
+  redisCpu: number;
 }
 
 /** The hand-rolled baseline (bench/plan-baseline-main.ts) in its own process. */
 async function planBaseline(config: Config, n: number): Promise<PlanRun> {
-  const child = fork(path.join(import.meta.dirname, 'plan-baseline-main.js'), [], { env: crierEnv(config, { PLAN_LIST: 'everyone' }), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(path.join(import.meta.dirname, 'plan-baseline-main.js'), [], { env: crierEnv(config, { PLAN_LIST: 'everyone' }), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: nodeArgs() });
   let peak = 0;
   const timer = setInterval(() => {
     peak = Math.max(peak, memoryOf(child.pid!).hwm);
   }, 100);
-  const done = await new Promise<{ secs: number; recipients: number }>((resolve, reject) => {
+  const done = await new Promise<{ secs: number; recipients: number; cpu: number; redisCpu: number }>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`baseline exited (${code})`)));
-    child.on('message', (m: { type: string; secs: number; recipients: number }) => {
+    child.on('message', (m: { type: string; secs: number; recipients: number; cpu: number; redisCpu: number }) => {
       if (m.type !== 'done') return;
       peak = Math.max(peak, memoryOf(child.pid!).hwm);
       resolve(m);
@@ -101,39 +82,70 @@ async function planBaseline(config: Config, n: number): Promise<PlanRun> {
   });
   clearInterval(timer);
   child.removeAllListeners('exit');
+  await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(null)));
   if (done.recipients !== n) throw new Error(`baseline read ${done.recipients}, expected ${n}`);
-  return { secs: done.secs, peakRss: peak };
+  return { secs: done.secs, peakRss: peak, cpu: done.cpu, redisCpu: done.redisCpu };
 }
 
 /** Crier: a fresh `crier worker --queues campaigns` plans one campaign to the whole list. */
-async function planCrier(config: Config, handle: RedisHandle, n: number, round: number): Promise<PlanRun> {
+async function planCrier(config: Config, handle: RedisHandle, n: number, round: number, stats: boolean): Promise<PlanRun> {
   const prefix = config.redis_prefix;
-  const planner = await spawnPlanner(config);
+  const planner = await spawnWorker(config, ['campaigns']);
   const pid = planner.pid!;
+  if (stats) await handle.redis.config('RESETSTAT');
+  const cpu0 = cpuOfPid(pid);
+  const redis0 = await cpuOfRedis(handle.redis);
   const scheduler = new Scheduler(config, handle, log);
+  // --stats: the planner's own log lines about this campaign, timed from the campaign's creation.
+  const logged: Array<{ time: number; msg: string }> = [];
+  if (stats) {
+    createInterface({ input: planner.stderr! }).on('line', (line) => {
+      const l = JSON.parse(line) as { time: number; msg: string };
+      if (/plann/.test(l.msg)) logged.push(l);
+    });
+  }
   try {
     const at = new Date();
     const yaml = `title: Million ${round}\nkind: newsletter\nsend_at: ${formatLocal(at, config.timezone)}\nchannels:\n  email: { list: everyone, subject: "Hello {{name}}", body: "News." }\n`;
     const tp = performance.now();
+    const t0 = Date.now();
     const c = await scheduler.create(parseCampaign(yaml, 'bench.yaml', config, { now: at }), { actor: 'bench' });
     const counts = campaignKeys(prefix, c.id).counts;
     while ((await handle.redis.hget(counts, 'email:planned')) !== '1') await new Promise((r) => setTimeout(r, 50));
     const secs = (performance.now() - tp) / 1000;
+    const cpu = (cpuOfPid(pid) - cpu0) / 1e6;
+    const redisCpu = (await cpuOfRedis(handle.redis) - redis0) / 1e6;
     const { hwm } = memoryOf(pid);
+    if (stats) {
+      console.log(commandStats(await handle.redis.info('commandstats')));
+      console.log(logged.map((l) => `    planner +${l.time - t0} ms ${l.msg}`).join('\n'));
+    }
     const total = Number(await handle.redis.hget(counts, 'email:total'));
     if (total !== n) throw new Error(`planned ${total} recipients, expected ${n}`);
     await scheduler.queue(deliverQueueName('email')).obliterate({ force: true });
-    return { secs, peakRss: hwm };
+    return { secs, peakRss: hwm, cpu, redisCpu };
   } finally {
     await scheduler.close();
-    planner.removeAllListeners('exit');
-    planner.kill('SIGKILL');
+    // SIGTERM, so a profiled planner (BENCH_NODE_ARGS="--cpu-prof ...") writes its profile.
+    await stopChild(planner, 5000);
   }
+}
+
+/** INFO commandstats, the commands that took most of redis-server's time first. */
+function commandStats(info: string): string {
+  const rows = [...info.matchAll(/^cmdstat_(\w+):calls=(\d+),usec=(\d+)/gm)].map((m) => ({ cmd: m[1]!, calls: Number(m[2]), usec: Number(m[3]) }));
+  rows.sort((a, b) => b.usec - a.usec);
+  return rows
+    .slice(0, 8)
+    .map((r) => `    redis ${r.cmd.padEnd(16)} ${String(r.calls).padStart(9)} calls ${(r.usec / 1e6).toFixed(2).padStart(6)} s`)
+    .join('\n');
 }
 
 async function main(): Promise<void> {
   const n = arg('n', 1_000_000);
   const rounds = arg('rounds', 3);
+  // --stats: INFO commandstats after each Crier round (where redis-server's time went).
+  const stats = process.argv.includes('--stats');
   const redis = await startRedis();
   try {
     const config = benchConfig({ REDIS_URL: redis.url });
@@ -146,9 +158,9 @@ async function main(): Promise<void> {
     for (let i = 0; i < rounds; i++) {
       const order = i % 2 === 0 ? (['baseline', 'crier'] as const) : (['crier', 'baseline'] as const);
       for (const who of order) {
-        const r = who === 'baseline' ? await planBaseline(config, n) : await planCrier(config, handle, n, i);
+        const r = who === 'baseline' ? await planBaseline(config, n) : await planCrier(config, handle, n, i, stats);
         (who === 'baseline' ? base : crier).push(r);
-        console.log(`  round ${i + 1} ${who.padEnd(8)} ${r.secs.toFixed(1)} s (${(n / r.secs).toFixed(0)} recipients/s), process peak RSS ${mb(r.peakRss)}`);
+        console.log(`  round ${i + 1} ${who.padEnd(8)} ${r.secs.toFixed(1)} s (${(n / r.secs).toFixed(0)} recipients/s), process peak RSS ${mb(r.peakRss)}, CPU ${r.cpu.toFixed(1)} s, redis-server CPU ${r.redisCpu.toFixed(1)} s`);
       }
     }
     const secs = (xs: PlanRun[]) => spread(xs.map((r) => r.secs), (x) => `${x.toFixed(1)} s`);

@@ -5,8 +5,8 @@ import type { AudienceSelector } from '../channels/adapter.js';
 import type { Config } from '../src/config.js';
 import type { Logger } from '../src/log.js';
 import { appendAudit } from '../src/domain/audit.js';
-import { audienceFilter, audienceKeys, listOptOutField } from '../src/domain/audience.js';
-import { ADD_BATCH, PLANNED } from '../src/domain/campaign-scripts.js';
+import { audienceFilter, audienceFilterSets, audienceKeys, listOptOutField } from '../src/domain/audience.js';
+import { ADD_BATCH, PLAN_PAGE, PLANNED, REGISTER_PAGE } from '../src/domain/campaign-scripts.js';
 import { beginSending, campaignKeys, findCampaign, type Campaign } from '../src/domain/campaigns.js';
 import { channelStartsAt } from '../src/domain/embargo.js';
 import { holdReason } from '../src/domain/purdah.js';
@@ -27,7 +27,7 @@ import { deliverJobOptions, type CampaignJobData, type DeliverJobData } from '..
  */
 
 /** Delivery jobs added per addBulk call while planning. */
-const BULK = 50;
+const BULK = 100;
 
 export interface PlanDeps {
   config: Config;
@@ -80,96 +80,191 @@ async function planChannel(c: Campaign, channel: string, deps: PlanDeps): Promis
   const queue = deps.deliverQueue(channel);
   // An embargo binds the whole campaign: public channels wait for it (src/domain/embargo.ts).
   const startDelay = Math.max(0, channelStartsAt(c, channel).getTime() - deps.now().getTime());
-  // Batches are registered (first registration wins) and their jobs added in groups: one addBulk per group.
-  let pending: Array<{ batch: string; ids: string[]; delay: number }> = [];
-  let added = 0;
+  // Batches are registered first (first registration wins), then their jobs are added in groups: one addBulk
+  // per group, at most one in flight while the next pages are read (Redis and this process both busy).
+  let pending: Array<{ batch: string; delay: number }> = [];
+  let handed = 0;
+  let inflight: Promise<unknown> = Promise.resolve();
   const flush = async () => {
     const group = pending;
     pending = [];
     if (group.length === 0) return;
-    await Promise.all(group.map((b) => runScript(redis, ADD_BATCH, [k.hash, k.counts, k.batches], [channel, b.batch, b.ids.join(',')])));
-    await queue.addBulk(
+    await inflight;
+    handed += group.length;
+    inflight = queue.addBulk(
       group.map((b) => ({
         name: 'deliver',
         data: { campaignId: c.id, channel, batch: `${channel}:${b.batch}` } satisfies DeliverJobData,
         opts: deliverJobOptions(settings, `${c.id}:${channel}:${b.batch}`, b.delay),
       })),
     );
-    added += group.length;
+    // Awaited by the next flush (or below): a failure fails the plan there, not as an unhandled rejection.
+    inflight.catch(() => undefined);
   };
-  const register = async (batch: string, ids: string[], delay = startDelay) => {
-    pending.push({ batch, ids, delay });
+  /** A registered batch's job, added with the next group. */
+  const job = async (batch: string, delay = startDelay) => {
+    pending.push({ batch, delay });
     // The first batch goes at once, so sending starts while the rest is planned.
-    if (pending.length >= (added === 0 ? 1 : BULK)) await flush();
+    if (pending.length >= (handed === 0 ? 1 : BULK)) await flush();
   };
   if (def?.audience) {
     const selector = def.audience(content);
     let recipients = 0;
-    for await (const { batch, ids } of audienceBatches(redis, prefix, selector, config.batch_size)) {
-      await register(String(batch), ids);
-      recipients += ids.length;
+    for await (const page of planAudience(redis, prefix, selector, config.batch_size, { channel, batches: k.batches, counts: k.counts })) {
+      recipients += page.recipients;
+      for (const batch of page.batches) await job(String(batch));
     }
     const log = deps.log.child({ campaignId: c.id, channel });
     if (recipients === 0) log.warn({ audience: selector }, `no recipients: the list is empty or nobody subscribed matches${selector.withPhone ? ' and gave a mobile number' : ''}`);
     else log.info({ recipients }, 'audience planned');
   } else {
-    await register('0', ['-']);
+    await runScript(redis, ADD_BATCH, [k.hash, k.counts, k.batches], [channel, '0', '-']);
+    await job('0');
   }
   // Press releases publish to the public feed at the embargo time (or now).
   if (channel === 'press') {
     const at = typeof content.embargo_until_iso === 'string' ? new Date(content.embargo_until_iso).getTime() : 0;
-    await register('publish', ['publish'], Math.max(0, at - deps.now().getTime()));
+    await runScript(redis, ADD_BATCH, [k.hash, k.counts, k.batches], [channel, 'publish', 'publish']);
+    await job('publish', Math.max(0, at - deps.now().getTime()));
   }
   await flush();
+  await inflight;
   await runScript(redis, PLANNED, [k.hash, k.counts], [channel, deps.now().toISOString()]);
 }
 
 /**
  * Batch n holds the audience members whose sequence number is in
- * (n·size, (n+1)·size], filtered by subscription status, area and topic
- * (and, for SMS, by having a mobile number). The list is read a page of
- * PAGE_BATCHES batches at a time (one range read and one pipelined read of the
- * members' fields per page), so memory holds one page whatever the audience.
+ * (n·size, (n+1)·size], filtered by subscription status, list opt-out, area
+ * and topic (and, for SMS, by having a mobile number). The list is read a page
+ * of batches at a time by one script (PLAN_PAGE in campaign-scripts.ts), which
+ * filters in Redis, so memory holds one page whatever the audience. A page
+ * covers about PAGE_MEMBERS sequence numbers, which bounds how long one call
+ * holds Redis (a few milliseconds) whatever batch_size is.
  */
-const PAGE_BATCHES = 10;
+const PAGE_MEMBERS = 2000;
 
-export async function* audienceBatches(redis: Redis, prefix: string, selector: AudienceSelector, size: number): AsyncGenerator<{ batch: number; ids: string[] }> {
+interface PagePlan {
+  channel: string;
+  batches: string;
+  counts: string;
+}
+
+type PageReply =
+  | { done: true }
+  | { done: false; after: string; lo: number; hi: number; registered: { recipients: number; batches: number[] } }
+  | { done: false; after: string; lo: number; hi: number; members: Array<{ id: string; batch: number; keep: boolean }> };
+
+/** One PLAN_PAGE call: registers the page when `plan` is given and nothing in it needs JavaScript to decide. */
+async function readPage(redis: Redis, prefix: string, selector: AudienceSelector, size: number, after: string, plan?: PagePlan): Promise<PageReply> {
   const k = audienceKeys(prefix);
   const key = selector.list ? k.list(selector.list) : k.subs;
+  const { areas, topics } = audienceFilterSets(selector);
+  const pageBatches = Math.max(1, Math.floor(PAGE_MEMBERS / size));
+  const args = [
+    after,
+    pageBatches,
+    size,
+    k.sub(''),
+    selector.list ? listOptOutField(selector.list) : '',
+    selector.withPhone ? '1' : '',
+    plan ? '1' : '',
+    plan?.channel ?? '',
+    areas?.size ?? 0,
+    ...(areas ?? []),
+    topics?.size ?? 0,
+    ...(topics ?? []),
+  ];
+  const keys = [key, plan?.batches ?? `${key}:-`, plan?.counts ?? `${key}:-`];
+  const reply = await runScript<Array<string | number>>(redis, PLAN_PAGE, keys, args);
+  if (reply[0] === '') return { done: true };
+  const next = String(reply[0]);
+  const lo = Number(reply[2]);
+  const hi = lo + pageBatches;
+  if (reply[1] === 'registered') return { done: false, after: next, lo, hi, registered: { recipients: Number(reply[3]), batches: reply.slice(4).map(Number) } };
   const matches = audienceFilter(selector);
-  const optOutField = selector.list ? listOptOutField(selector.list) : 'status';
-  let cursor = 0; // always a batch boundary: the page covers sequence numbers (cursor, cursor + PAGE_BATCHES·size]
+  const members: Array<{ id: string; batch: number; keep: boolean }> = [];
+  for (let i = 3; i < reply.length; i += 5) {
+    // 2: a value outside ASCII, which the script leaves to JavaScript's case mapping
+    const keep = reply[i + 2] === 1 || (reply[i + 2] === 2 && !!matches?.(String(reply[i + 3]), String(reply[i + 4])));
+    members.push({ id: String(reply[i]), batch: Number(reply[i + 1]), keep });
+  }
+  return { done: false, after: next, lo, hi, members };
+}
+
+/** The kept members of a page, by batch in order. */
+function* byBatch(members: Array<{ id: string; batch: number; keep: boolean }>): Generator<{ batch: number; ids: string[] }> {
+  let current = -1;
+  let ids: string[] = [];
+  for (const m of members) {
+    if (!m.keep) continue;
+    if (m.batch !== current) {
+      if (ids.length > 0) yield { batch: current, ids };
+      current = m.batch;
+      ids = [];
+    }
+    ids.push(m.id);
+  }
+  if (ids.length > 0) yield { batch: current, ids };
+}
+
+/**
+ * Plans a channel's audience: registers every batch (first registration wins,
+ * so re-planning never doubles) and yields, page by page, the batches that
+ * need a delivery job and how many recipients the page kept.
+ */
+export async function* planAudience(
+  redis: Redis,
+  prefix: string,
+  selector: AudienceSelector,
+  size: number,
+  plan: PagePlan,
+): AsyncGenerator<{ batches: number[]; recipients: number }> {
+  // Pages are read ahead (up to READ_AHEAD not yet taken, each read sent as soon as the one before answers),
+  // so Redis reads the next pages while the caller adds this one's jobs.
+  const reads: Array<Promise<PageReply>> = []; // sent, not yet taken
+  let paused: string | undefined; // where reading stopped at the limit
+  const read = (after: string): void => {
+    const p = readPage(redis, prefix, selector, size, after, plan);
+    reads.push(p);
+    p.then(
+      (page) => {
+        if (page.done) return;
+        if (reads.length < READ_AHEAD) read(page.after);
+        else paused = page.after;
+      },
+      () => undefined, // awaited below; not unhandled if the caller stops first
+    );
+  };
+  read('0');
   for (;;) {
-    const page = await redis.zrangebyscore(key, `(${cursor}`, cursor + PAGE_BATCHES * size, 'WITHSCORES');
-    if (page.length === 0) {
-      // A gap (members removed): jump to the batch of the next member, if any.
-      const next = await redis.zrangebyscore(key, `(${cursor}`, '+inf', 'WITHSCORES', 'LIMIT', 0, 1);
-      if (next.length < 2) return;
-      cursor = Math.floor((Number(next[1]) - 1) / size) * size;
+    const page = await reads[0]!;
+    reads.shift();
+    if (paused !== undefined) {
+      const after = paused;
+      paused = undefined;
+      read(after);
+    }
+    if (page.done) return;
+    if ('registered' in page) {
+      yield page.registered;
       continue;
     }
-    cursor += PAGE_BATCHES * size;
-    const members: string[] = [];
-    const batchOf: number[] = [];
-    for (let i = 0; i < page.length; i += 2) {
-      members.push(page[i]!);
-      batchOf.push(Math.floor((Number(page[i + 1]) - 1) / size));
-    }
-    const pipe = redis.pipeline();
-    for (const id of members) pipe.hmget(k.sub(id), 'status', 'area', 'topics', 'phone', optOutField);
-    const rows = ((await pipe.exec()) ?? []).map(([, r]) => r as (string | null)[]);
-    let current = -1;
-    let ids: string[] = [];
-    for (let i = 0; i < members.length; i++) {
-      const [status, area, tops, phone, optOut] = rows[i] ?? [];
-      const keep = status === 'subscribed' && !(selector.list && optOut) && (!selector.withPhone || !!phone) && (!matches || matches(area ?? '', tops ?? ''));
-      if (batchOf[i] !== current) {
-        if (ids.length > 0) yield { batch: current, ids };
-        current = batchOf[i]!;
-        ids = [];
-      }
-      if (keep) ids.push(members[i]!);
-    }
-    if (ids.length > 0) yield { batch: current, ids };
+    const pairs = [...byBatch(page.members)].flatMap((b) => [b.batch, b.ids.join(',')]);
+    const [recipients, ...batches] = await runScript<number[]>(redis, REGISTER_PAGE, [plan.batches, plan.counts], [plan.channel, page.lo, page.hi, ...pairs]);
+    yield { batches, recipients: recipients ?? 0 };
+  }
+}
+
+/** Pages read ahead of the one being planned. */
+const READ_AHEAD = 2;
+
+/** The audience's batches with their members, read only (`crier campaign preview` counts and samples them). */
+export async function* audienceBatches(redis: Redis, prefix: string, selector: AudienceSelector, size: number): AsyncGenerator<{ batch: number; ids: string[] }> {
+  let after = '0';
+  for (;;) {
+    const page = await readPage(redis, prefix, selector, size, after);
+    if (page.done) return;
+    after = page.after;
+    if ('members' in page) yield* byBatch(page.members);
   }
 }

@@ -133,14 +133,24 @@ return out`,
 );
 
 /**
- * The selector's area and topic test (case- and space-insensitive), or undefined
- * when it selects the whole list. Shared by every reader of an audience.
+ * The selector's areas and topics, trimmed and lower-cased (JavaScript's Unicode case mapping), each
+ * undefined when it does not filter: what audienceFilter tests against, and what the planning script
+ * (PLAN_PAGE in campaign-scripts.ts) is given.
  */
-export function audienceFilter(selector: AudienceSelector): ((area: string, topics: string) => boolean) | undefined {
+export function audienceFilterSets(selector: AudienceSelector): { areas?: Set<string>; topics?: Set<string> } {
   const lower = (xs: string[] | undefined): Set<string> | undefined =>
     xs && xs.length > 0 ? new Set(xs.map((x) => x.trim().toLowerCase())) : undefined;
   const areas = 'areas' in selector ? lower(selector.areas) : undefined;
   const topics = 'topics' in selector ? lower(selector.topics) : undefined;
+  return { ...(areas ? { areas } : {}), ...(topics ? { topics } : {}) };
+}
+
+/**
+ * The selector's area and topic test (case- and space-insensitive), or undefined
+ * when it selects the whole list. Shared by every reader of an audience.
+ */
+export function audienceFilter(selector: AudienceSelector): ((area: string, topics: string) => boolean) | undefined {
+  const { areas, topics } = audienceFilterSets(selector);
   if (!areas && !topics) return undefined;
   return (area, tops) =>
     (!areas || areas.has(area.trim().toLowerCase())) && (!topics || splitTopics(tops).some((t) => topics.has(t.toLowerCase())));

@@ -303,3 +303,177 @@ end
 return finish(ARGV[2])
 `,
 );
+
+/**
+ * Registers the batches lo..hi-1 of one page of a channel's plan, as ADD_BATCH does for one:
+ * the first registration of a batch is the batch for good and adds its size to the channel's
+ * total. ids_of(b) gives batch b's ids (',' joined) and their number, or nil when the page
+ * kept nobody in it. → recipients kept, then the batches that need a delivery job: those with
+ * recipients, and those registered earlier (an interrupted plan) that now have none, so their
+ * job is added all the same and the campaign can finish.
+ */
+const REGISTER_FN = `
+local function register(batches, counts, ch, lo, hi, ids_of)
+  local kept, jobs = 0, {}
+  for b = lo, hi - 1 do
+    local field = ch .. ':' .. string.format('%.0f', b)
+    local ids, n = ids_of(b)
+    if ids then
+      if redis.call('HSETNX', batches, field, ids) == 1 then redis.call('HINCRBY', counts, ch .. ':total', n) end
+      kept = kept + n
+      jobs[#jobs + 1] = b
+    elseif redis.call('HEXISTS', batches, field) == 1 then
+      jobs[#jobs + 1] = b
+    end
+  end
+  return kept, jobs
+end
+`;
+
+/**
+ * One page of a channel's plan, read, filtered and registered in one round trip, so nothing
+ * per recipient crosses the wire. Batch n is the list members with sequence number in
+ * (n·size, (n+1)·size]; a page is the PAGE batches from the batch of the first member after
+ * AFTER (so gaps left by removed members are jumped in the same call).
+ * Kept: status 'subscribed', not opted out of the list, a phone number when one is needed,
+ * and the area and topics asked for (trimmed, case-insensitive, as audienceFilter in
+ * audience.ts). Only ASCII values are matched here; JavaScript's Unicode case mapping decides
+ * for any other, so a page holding one comes back unregistered, for the caller to decide and
+ * register with REGISTER_PAGE.
+ * KEYS: list zset, batches, counts.
+ * ARGV: AFTER, PAGE, size, subscriber key prefix, list opt-out field ('' = none), '1' if a phone
+ * is needed, '1' to register, channel, number of areas, the areas, number of topics, the topics
+ * (areas and topics trimmed and lower-cased by audienceFilterSets).
+ * → {''} when no member is left after AFTER; else {next AFTER, 'registered', first batch,
+ * recipients kept, batches needing a job...} or {next AFTER, 'members', first batch, then
+ * (id, batch, 1 | 2 if undecided, area, topics) per member kept or undecided, area and topics
+ * given only when undecided}.
+ */
+export const PLAN_PAGE = defineScript(
+  'campaign_plan_page',
+  `${REGISTER_FN}
+local size = tonumber(ARGV[3])
+local first = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+if #first == 0 then return {''} end
+local lo = math.floor((tonumber(first[2]) - 1) / size)
+local hi = lo + tonumber(ARGV[2])
+local function fmt(x) return string.format('%.0f', x) end
+-- One SORT reads the page's ids and their fields (GET sub:*->field, in the list's order): far cheaper than a
+-- call per member. Its ranks are the page's sequence numbers, counted per batch with ZCOUNT.
+local pattern = ARGV[4] .. '*->'
+local gets = {'GET', '#', 'GET', pattern .. 'status'}
+local function want(name) gets[#gets + 1] = 'GET'; gets[#gets + 1] = pattern .. name; return #gets / 2 end
+local phone_at = ARGV[6] == '1' and want('phone')
+local optout_at = ARGV[5] ~= '' and want(ARGV[5])
+local na = tonumber(ARGV[9])
+local nt = tonumber(ARGV[10 + na])
+local areas, topics
+if na > 0 then areas = {}; for i = 1, na do areas[ARGV[9 + i]] = true end end
+if nt > 0 then topics = {}; for i = 1, nt do topics[ARGV[10 + na + i]] = true end end
+local area_at = areas and want('area')
+local topics_at = topics and want('topics')
+local stride = #gets / 2
+local in_batch, total = {}, 0
+for b = lo, hi - 1 do
+  local c = redis.call('ZCOUNT', KEYS[1], '(' .. fmt(b * size), fmt((b + 1) * size))
+  in_batch[b] = c
+  total = total + c
+end
+local start = redis.call('ZCOUNT', KEYS[1], '-inf', fmt(lo * size))
+local raw = redis.call('SORT', KEYS[1], 'BY', 'nosort', 'LIMIT', start, total, unpack(gets))
+local function trim(s) return (string.match(s, '^%s*(.-)%s*$')) end
+local function ascii(s) return not string.find(s, '[\\128-\\255]') end
+-- 1 keep, 0 leave out, 2 undecided (a value outside ASCII)
+local function area_ok(a)
+  if not areas then return 1 end
+  if not ascii(a) then return 2 end
+  if areas[string.lower(trim(a))] then return 1 end
+  return 0
+end
+local function topics_ok(t)
+  if not topics then return 1 end
+  if not ascii(t) then return 2 end
+  for one in string.gmatch(t, '[^;]+') do
+    one = trim(one)
+    if one ~= '' and topics[string.lower(one)] then return 1 end
+  end
+  return 0
+end
+local register_now = ARGV[7] == '1'
+-- the members in order, needed unless the page is registered here for sure (no area or topic to decide)
+local keep_order = not register_now or areas or topics
+local by_batch, order, undecided = {}, {}, {}
+local at = 0
+for b = lo, hi - 1 do
+  for _ = 1, in_batch[b] do
+    local id, status = raw[at + 1], raw[at + 2]
+    local phone, optout = phone_at and raw[at + phone_at], optout_at and raw[at + optout_at]
+    if status == 'subscribed' and (not phone_at or (phone and phone ~= '')) and (not optout or optout == '') then
+      local keep = 1
+      if areas or topics then
+        local a, t = (area_at and raw[at + area_at]) or '', (topics_at and raw[at + topics_at]) or ''
+        local ka = area_ok(a)
+        local kt = 0
+        if ka ~= 0 then kt = topics_ok(t) end
+        if ka == 0 or kt == 0 then keep = 0 elseif ka == 2 or kt == 2 then keep = 2; undecided[id] = {a, t} end
+      end
+      if keep ~= 0 then
+        if register_now then
+          local ids = by_batch[b]
+          if not ids then ids = {}; by_batch[b] = ids end
+          ids[#ids + 1] = id
+        end
+        if keep_order then
+          order[#order + 1] = id
+          order[#order + 1] = b
+          order[#order + 1] = keep
+        end
+      end
+    end
+    at = at + stride
+  end
+end
+local next_after = fmt(hi * size)
+if register_now and next(undecided) == nil then
+  local kept, jobs = register(KEYS[2], KEYS[3], ARGV[8], lo, hi, function(b)
+    local ids = by_batch[b]
+    if ids then return table.concat(ids, ','), #ids end
+    return nil
+  end)
+  local out = {next_after, 'registered', lo, kept}
+  for _, b in ipairs(jobs) do out[#out + 1] = b end
+  return out
+end
+local out = {next_after, 'members', lo}
+for i = 1, #order, 3 do
+  local id = order[i]
+  local u = undecided[id]
+  out[#out + 1] = id; out[#out + 1] = order[i + 1]; out[#out + 1] = order[i + 2]
+  out[#out + 1] = (u and u[1]) or ''; out[#out + 1] = (u and u[2]) or ''
+end
+return out
+`,
+);
+
+/**
+ * Registers a page of a channel's plan decided by the caller (see PLAN_PAGE).
+ * KEYS: batches, counts. ARGV: channel, first batch, batch after the last, then (batch, ids ',' joined) pairs.
+ * → {recipients kept, batches needing a delivery job...}
+ */
+export const REGISTER_PAGE = defineScript(
+  'campaign_register_page',
+  `${REGISTER_FN}
+local given = {}
+for i = 4, #ARGV, 2 do given[tonumber(ARGV[i])] = ARGV[i + 1] end
+local kept, jobs = register(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), function(b)
+  local ids = given[b]
+  if not ids then return nil end
+  local n = 1
+  for _ in string.gmatch(ids, ',') do n = n + 1 end
+  return ids, n
+end)
+local out = {kept}
+for _, b in ipairs(jobs) do out[#out + 1] = b end
+return out
+`,
+);
