@@ -7,7 +7,7 @@ import { importSubscribers } from '../src/domain/audience.js';
 import { parseCampaign } from '../src/domain/campaign-file.js';
 import { createLogger } from '../src/log.js';
 import { connectRedis } from '../src/redis/connection.js';
-import { Scheduler } from '../src/scheduler.js';
+import { planJobId, Scheduler } from '../src/scheduler.js';
 import { formatLocal } from '../src/time.js';
 import { arg, benchConfig, startRedis } from './lib.js';
 import { crierEnv, percentile, spawnWorker, startSinkProcess, stopChild } from './procs.js';
@@ -25,6 +25,45 @@ import { crierEnv, percentile, spawnWorker, startSinkProcess, stopChild } from '
  */
 
 const log = createLogger('silent');
+
+interface Stage {
+  label: string;
+  /** Per id: the stage's epoch ms (NaN when unknown). */
+  at: Map<string, number>;
+}
+
+/** Median and p99 of each step between consecutive stages (due → … → sink), over the ids every stage knows. */
+function stageReport(label: string, due: Map<string, number>, stages: Stage[]): void {
+  const parts: string[] = [];
+  let prev: Stage = { label: 'due', at: due };
+  for (const s of stages) {
+    const d = [...due.keys()].map((id) => (s.at.get(id) ?? Number.NaN) - (prev.at.get(id) ?? Number.NaN)).filter((x) => !Number.isNaN(x));
+    if (d.length > 0) parts.push(`${prev.label} → ${s.label} p50 ${percentile(d, 50)} / p99 ${percentile(d, 99)}`);
+    prev = s;
+  }
+  console.log(`  ${label} steps (ms): ${parts.join('; ')}`);
+}
+
+/** BullMQ's own timestamps of each job (hash fields timestamp, processedOn, finishedOn), by key in `ids`. */
+async function jobTimes(redis: Redis, keyOf: (id: string) => string, ids: string[]): Promise<Record<'added' | 'active' | 'finished', Map<string, number>>> {
+  const pipe = redis.pipeline();
+  for (const id of ids) pipe.hmget(keyOf(id), 'timestamp', 'processedOn', 'finishedOn');
+  const rows = ((await pipe.exec()) ?? []).map(([, r]) => r as (string | null)[]);
+  const out = { added: new Map<string, number>(), active: new Map<string, number>(), finished: new Map<string, number>() };
+  rows.forEach((r, i) => {
+    const id = ids[i]!;
+    out.added.set(id, Number(r[0] ?? Number.NaN));
+    out.active.set(id, Number(r[1] ?? Number.NaN));
+    out.finished.set(id, Number(r[2] ?? Number.NaN));
+  });
+  return out;
+}
+
+function firstArrivals(arrivals: Array<[number, string]>): Map<string, number> {
+  const first = new Map<string, number>();
+  for (const [at, id] of arrivals) if (!first.has(id)) first.set(id, at);
+  return first;
+}
 
 function lagReport(label: string, due: Map<string, number>, arrivals: Array<[number, string]>): number[] {
   const first = new Map<string, number>();
@@ -62,7 +101,14 @@ async function main(): Promise<void> {
     await sink.waitFor(n, (spreadS + 120) * 1000);
     bare.kill('SIGTERM');
     await queue.close();
-    const base = lagReport('baseline (bare BullMQ delayed job + nodemailer)', baseDue, await sink.arrivals());
+    const baseArrivals = await sink.arrivals();
+    const base = lagReport('baseline (bare BullMQ delayed job + nodemailer)', baseDue, baseArrivals);
+    const bt = await jobTimes(handle.redis, (id) => `bull:bare-precision:${id}`, [...baseDue.keys()]);
+    stageReport('baseline', baseDue, [
+      { label: 'job active', at: bt.active },
+      { label: 'sink', at: firstArrivals(baseArrivals) },
+      { label: 'job finished', at: bt.finished },
+    ]);
     await sink.reset();
 
     // Crier: the same due times as campaigns.
@@ -70,15 +116,29 @@ async function main(): Promise<void> {
     const scheduler = new Scheduler(config, handle, log);
     const start2 = Math.ceil(Date.now() / 1000) * 1000 + 10_000;
     const due = new Map<string, number>();
+    const versions = new Map<string, number>();
     for (let i = 0; i < n; i++) {
       const at = start2 + Math.floor((i * spreadS) / n) * 1000;
       const yaml = `title: Precision ${i}\nkind: community\nsend_at: ${formatLocal(new Date(at), config.timezone)}\nchannels:\n  email: { list: one, subject: "Alert ${i}", body: "Road closed." }\n`;
       const c = await scheduler.create(parseCampaign(yaml, 'bench.yaml', config, { now: new Date() }), { actor: 'bench' });
       due.set(c.id, at);
+      versions.set(c.id, c.version);
     }
     if (Date.now() > start2) throw new Error('creating the campaigns took longer than the head start; use a smaller --n');
     await sink.waitFor(n, (spreadS + 120) * 1000);
-    const crier = lagReport('crier (campaign → crier worker → SMTP)', due, await sink.arrivals());
+    const crierArrivals = await sink.arrivals();
+    const crier = lagReport('crier (campaign → crier worker → SMTP)', due, crierArrivals);
+    const p = config.redis_prefix;
+    const ids = [...due.keys()];
+    const ct = await jobTimes(handle.redis, (id) => `${p}:campaigns:${planJobId(id, versions.get(id)!)}`, ids);
+    const dt = await jobTimes(handle.redis, (id) => `${p}:deliver-email:${id}:email:0`, ids);
+    stageReport('crier', due, [
+      { label: 'campaign job active', at: ct.active },
+      { label: 'delivery job added', at: dt.added },
+      { label: 'delivery job active', at: dt.active },
+      { label: 'sink', at: firstArrivals(crierArrivals) },
+      { label: 'delivery job finished', at: dt.finished },
+    ]);
     await scheduler.close();
     await stopChild(worker);
     await handle.close();
