@@ -1,5 +1,6 @@
 import { fork } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -10,7 +11,7 @@ import { connectRedis } from '../src/redis/connection.js';
 import { planJobId, Scheduler } from '../src/scheduler.js';
 import { formatLocal } from '../src/time.js';
 import { arg, benchConfig, startRedis } from './lib.js';
-import { crierEnv, percentile, spawnWorker, startSinkProcess, stopChild } from './procs.js';
+import { crierEnv, median, percentile, spawnWorker, spread, startSinkProcess, stopChild } from './procs.js';
 
 /**
  * Scheduling precision: --n campaigns (one recipient each) due within the same
@@ -21,7 +22,11 @@ import { crierEnv, percentile, spawnWorker, startSinkProcess, stopChild } from '
  * each sending one message through a pooled nodemailer transport in a process
  * of its own (bench/precision-baseline-main.ts). Target: Crier p99 < 100 ms.
  *
- *   npm run build && node dist/bench/precision.js [--n 1000] [--spread-s 60]
+ * Baseline and Crier alternate (the order swaps each round), --rounds 3 by
+ * default; each round prints every step of the lag from BullMQ's own job
+ * timestamps, and the medians over the rounds come last.
+ *
+ *   npm run build && node dist/bench/precision.js [--n 1000] [--spread-s 60] [--rounds 3]
  */
 
 const log = createLogger('silent');
@@ -75,9 +80,94 @@ function lagReport(label: string, due: Map<string, number>, arrivals: Array<[num
   return ok;
 }
 
+interface RoundResult {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+const summary = (lags: number[]): RoundResult => ({ p50: percentile(lags, 50), p99: percentile(lags, 99), max: Math.max(...lags) });
+
+/** One run of the baseline: bare BullMQ delayed jobs with the given due times, one message each, sent by a process of its own. */
+async function runBaseline(ctx: Ctx, round: number): Promise<RoundResult> {
+  const { n, spreadS, config, redis, sink } = ctx;
+  const start = Math.ceil(Date.now() / 1000) * 1000 + 5000;
+  const queue = new Queue('bare-precision', { connection: new Redis(redis.url, { maxRetriesPerRequest: null }) });
+  const due = new Map<string, number>();
+  await queue.addBulk(
+    Array.from({ length: n }, (_, i) => {
+      const id = `r${round}b${i}`;
+      const at = start + Math.floor((i * spreadS) / n) * 1000;
+      due.set(id, at);
+      return { name: 'send', data: { id }, opts: { jobId: id, delay: at - Date.now() } };
+    }),
+  );
+  const bare = fork(path.join(import.meta.dirname, 'precision-baseline-main.js'), [], { env: crierEnv(config), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  await sink.waitFor(n, (spreadS + 120) * 1000);
+  await stopChild(bare);
+  await queue.close();
+  const arrivals = await sink.arrivals();
+  await sink.reset();
+  const lags = lagReport(`round ${round} baseline (bare BullMQ delayed job + nodemailer)`, due, arrivals);
+  const t = await jobTimes(ctx.handle.redis, (id) => `bull:bare-precision:${id}`, [...due.keys()]);
+  stageReport('baseline', due, [
+    { label: 'job active', at: t.active },
+    { label: 'sink', at: firstArrivals(arrivals) },
+    { label: 'job finished', at: t.finished },
+  ]);
+  return summary(lags);
+}
+
+/** One run of Crier: the same kind of due times as campaigns, sent by a `crier worker` process. */
+async function runCrier(ctx: Ctx, round: number): Promise<RoundResult> {
+  const { n, spreadS, config, handle, sink } = ctx;
+  const worker = await spawnWorker(config, ['campaigns', 'deliver-email'], process.env.CRIER_TRACE ? { CRIER_TRACE: `${process.env.CRIER_TRACE}.${round}` } : {});
+  const scheduler = new Scheduler(config, handle, log);
+  const start = Math.ceil(Date.now() / 1000) * 1000 + 10_000;
+  const due = new Map<string, number>();
+  const versions = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const at = start + Math.floor((i * spreadS) / n) * 1000;
+    const yaml = `title: Precision ${i}\nkind: community\nsend_at: ${formatLocal(new Date(at), config.timezone)}\nchannels:\n  email: { list: one, subject: "Alert ${i}", body: "Road closed." }\n`;
+    const c = await scheduler.create(parseCampaign(yaml, 'bench.yaml', config, { now: new Date() }), { actor: 'bench' });
+    due.set(c.id, at);
+    versions.set(c.id, c.version);
+  }
+  if (Date.now() > start) throw new Error('creating the campaigns took longer than the head start; use a smaller --n');
+  await sink.waitFor(n, (spreadS + 120) * 1000);
+  await scheduler.close();
+  await stopChild(worker);
+  const arrivals = await sink.arrivals();
+  await sink.reset();
+  const lags = lagReport(`round ${round} crier (campaign → crier worker → SMTP)`, due, arrivals);
+  const p = config.redis_prefix;
+  const ids = [...due.keys()];
+  const ct = await jobTimes(handle.redis, (id) => `${p}:campaigns:${planJobId(id, versions.get(id)!)}`, ids);
+  const dt = await jobTimes(handle.redis, (id) => `${p}:deliver-email:${id}:email:0`, ids);
+  if (process.env.CRIER_TRACE) writeFileSync(`${process.env.CRIER_TRACE}.${round}.jobs`, JSON.stringify(ids.map((id) => ({ id, due: due.get(id), cActive: ct.active.get(id), dAdded: dt.added.get(id), dActive: dt.active.get(id), sink: firstArrivals(arrivals).get(id), dFinished: dt.finished.get(id) }))));
+  stageReport('crier', due, [
+    { label: 'campaign job active', at: ct.active },
+    { label: 'delivery job added', at: dt.added },
+    { label: 'delivery job active', at: dt.active },
+    { label: 'sink', at: firstArrivals(arrivals) },
+    { label: 'delivery job finished', at: dt.finished },
+  ]);
+  return summary(lags);
+}
+
+interface Ctx {
+  n: number;
+  spreadS: number;
+  config: ReturnType<typeof benchConfig>;
+  redis: Awaited<ReturnType<typeof startRedis>>;
+  handle: Awaited<ReturnType<typeof connectRedis>>;
+  sink: Awaited<ReturnType<typeof startSinkProcess>>;
+}
+
 async function main(): Promise<void> {
   const n = arg('n', 1000);
   const spreadS = arg('spread-s', 60);
+  const rounds = arg('rounds', 3);
   const redis = await startRedis();
   const sink = await startSinkProcess({ record: true });
   try {
@@ -86,63 +176,29 @@ async function main(): Promise<void> {
     const csv = path.join(config.dataDir, 'one.csv');
     writeFileSync(csv, 'email,name,area,topics\nreader@example.org,Reader,Rugby,roads\n');
     await importSubscribers(handle.redis, config.redis_prefix, csv, 'one', { rejectsDir: config.dataDir });
-    console.log(`scheduling precision: ${n} campaigns due within ${spreadS} s (whole seconds), one recipient each`);
-
-    // Baseline: bare BullMQ delayed jobs with the same due times, one message each.
-    const start = Math.ceil(Date.now() / 1000) * 1000 + 5000;
-    const dueAt = (i: number) => start + Math.floor((i * spreadS) / n) * 1000;
-    const queue = new Queue('bare-precision', { connection: new Redis(redis.url, { maxRetriesPerRequest: null }) });
-    const baseDue = new Map<string, number>();
-    await queue.addBulk(Array.from({ length: n }, (_, i) => {
-      baseDue.set(`bare${i}`, dueAt(i));
-      return { name: 'send', data: { id: `bare${i}` }, opts: { jobId: `bare${i}`, delay: dueAt(i) - Date.now() } };
-    }));
-    const bare = fork(path.join(import.meta.dirname, 'precision-baseline-main.js'), [], { env: crierEnv(config, { BARE_N: String(n) }), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    await sink.waitFor(n, (spreadS + 120) * 1000);
-    bare.kill('SIGTERM');
-    await queue.close();
-    const baseArrivals = await sink.arrivals();
-    const base = lagReport('baseline (bare BullMQ delayed job + nodemailer)', baseDue, baseArrivals);
-    const bt = await jobTimes(handle.redis, (id) => `bull:bare-precision:${id}`, [...baseDue.keys()]);
-    stageReport('baseline', baseDue, [
-      { label: 'job active', at: bt.active },
-      { label: 'sink', at: firstArrivals(baseArrivals) },
-      { label: 'job finished', at: bt.finished },
-    ]);
-    await sink.reset();
-
-    // Crier: the same due times as campaigns.
-    const worker = await spawnWorker(config, ['campaigns', 'deliver-email']);
-    const scheduler = new Scheduler(config, handle, log);
-    const start2 = Math.ceil(Date.now() / 1000) * 1000 + 10_000;
-    const due = new Map<string, number>();
-    const versions = new Map<string, number>();
-    for (let i = 0; i < n; i++) {
-      const at = start2 + Math.floor((i * spreadS) / n) * 1000;
-      const yaml = `title: Precision ${i}\nkind: community\nsend_at: ${formatLocal(new Date(at), config.timezone)}\nchannels:\n  email: { list: one, subject: "Alert ${i}", body: "Road closed." }\n`;
-      const c = await scheduler.create(parseCampaign(yaml, 'bench.yaml', config, { now: new Date() }), { actor: 'bench' });
-      due.set(c.id, at);
-      versions.set(c.id, c.version);
+    const load = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
+    console.log(`scheduling precision: ${n} campaigns due within ${spreadS} s (whole seconds), one recipient each, ${rounds} rounds alternating; load average ${load()}`);
+    const ctx: Ctx = { n, spreadS, config, redis, handle, sink };
+    const base: RoundResult[] = [];
+    const crier: RoundResult[] = [];
+    for (let r = 1; r <= rounds; r++) {
+      // The order swaps each round.
+      if (r % 2 === 1) {
+        base.push(await runBaseline(ctx, r));
+        crier.push(await runCrier(ctx, r));
+      } else {
+        crier.push(await runCrier(ctx, r));
+        base.push(await runBaseline(ctx, r));
+      }
     }
-    if (Date.now() > start2) throw new Error('creating the campaigns took longer than the head start; use a smaller --n');
-    await sink.waitFor(n, (spreadS + 120) * 1000);
-    const crierArrivals = await sink.arrivals();
-    const crier = lagReport('crier (campaign → crier worker → SMTP)', due, crierArrivals);
-    const p = config.redis_prefix;
-    const ids = [...due.keys()];
-    const ct = await jobTimes(handle.redis, (id) => `${p}:campaigns:${planJobId(id, versions.get(id)!)}`, ids);
-    const dt = await jobTimes(handle.redis, (id) => `${p}:deliver-email:${id}:email:0`, ids);
-    stageReport('crier', due, [
-      { label: 'campaign job active', at: ct.active },
-      { label: 'delivery job added', at: dt.added },
-      { label: 'delivery job active', at: dt.active },
-      { label: 'sink', at: firstArrivals(crierArrivals) },
-      { label: 'delivery job finished', at: dt.finished },
-    ]);
-    await scheduler.close();
-    await stopChild(worker);
     await handle.close();
-    console.log(`ratio p99 crier/baseline: ${(percentile(crier, 99) / Math.max(1, percentile(base, 99))).toFixed(2)}x (target: crier p99 < 100 ms)`);
+    const ms = (x: number) => `${x.toFixed(0)} ms`;
+    const line = (label: string, xs: RoundResult[]) =>
+      console.log(`${label}: p50 ${spread(xs.map((x) => x.p50), ms)}, p99 ${spread(xs.map((x) => x.p99), ms)}, max ${spread(xs.map((x) => x.max), ms)}`);
+    console.log(`medians over ${rounds} rounds (min–max); load average at the end ${load()}`);
+    line('  baseline (bare BullMQ delayed job + nodemailer)', base);
+    line('  crier (campaign → crier worker → SMTP)', crier);
+    console.log(`ratio of median p99s crier/baseline: ${(median(crier.map((x) => x.p99)) / Math.max(1, median(base.map((x) => x.p99)))).toFixed(2)}x (target: crier p99 < 100 ms)`);
   } finally {
     await sink.stop();
     await redis.stop();

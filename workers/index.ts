@@ -83,7 +83,7 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
       const w = new Worker<CampaignJobData>(
         name,
         (job: Job<CampaignJobData>) => processCampaignJob(job, { config, redis: handle.redis, log, now, deliverQueue: (ch) => queue(deliverQueueName(ch)) }),
-        { connection: handle.options, prefix, concurrency: 5, ...lock },
+        { connection: handle.options, prefix, concurrency: 20, ...lock },
       );
       w.on('error', onError(name));
       w.on('failed', onPlanJobFailed(handle.redis, prefix, log));
