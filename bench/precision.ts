@@ -102,8 +102,10 @@ async function runBaseline(ctx: Ctx, round: number): Promise<RoundResult> {
       return { name: 'send', data: { id }, opts: { jobId: id, delay: at - Date.now() } };
     }),
   );
+  await ctx.handle.redis.config('RESETSTAT');
   const bare = fork(path.join(import.meta.dirname, 'precision-baseline-main.js'), [], { env: crierEnv(config), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   await sink.waitFor(n, (spreadS + 120) * 1000);
+  await printStats(ctx, 'baseline');
   await stopChild(bare);
   await queue.close();
   const arrivals = await sink.arrivals();
@@ -134,7 +136,9 @@ async function runCrier(ctx: Ctx, round: number): Promise<RoundResult> {
     versions.set(c.id, c.version);
   }
   if (Date.now() > start) throw new Error('creating the campaigns took longer than the head start; use a smaller --n');
+  await ctx.handle.redis.config('RESETSTAT');
   await sink.waitFor(n, (spreadS + 120) * 1000);
+  await printStats(ctx, 'crier');
   await scheduler.close();
   await stopChild(worker);
   const arrivals = await sink.arrivals();
@@ -153,6 +157,12 @@ async function runCrier(ctx: Ctx, round: number): Promise<RoundResult> {
     { label: 'delivery job finished', at: dt.finished },
   ]);
   return summary(lags);
+}
+
+async function printStats(ctx: Ctx, label: string): Promise<void> {
+  const info = await ctx.handle.redis.info('commandstats');
+  const rows = [...info.matchAll(/cmdstat_(\w+):calls=(\d+)/g)].map((m) => [m[1]!, Number(m[2])] as const).sort((a, b) => b[1] - a[1]);
+  console.log(`  ${label} redis calls per message: ${rows.map(([c, k]) => `${c} ${(k / ctx.n).toFixed(1)}`).join(', ')}`);
 }
 
 interface Ctx {

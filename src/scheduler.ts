@@ -221,9 +221,13 @@ export class Scheduler {
   /** Adds the campaign's delayed job; the same version twice is one job. */
   async enqueue(id: string, version: number, sendAt: Date): Promise<void> {
     const delay = Math.max(0, sendAt.getTime() - this.now().getTime());
+    // BullMQ counts the delay from the job's timestamp; stamped here, right after reading the clock, the job
+    // falls due at send_at, not at send_at plus however long add() took to build it.
+    const timestamp = Date.now();
     await this.queue(CAMPAIGN_QUEUE).add('campaign', { id, version } satisfies CampaignJobData, {
       jobId: planJobId(id, version),
       delay,
+      timestamp,
       attempts: 10,
       backoff: { type: 'exponential', delay: 1000 },
       removeOnComplete: { age: 7 * 24 * 3600 },
