@@ -143,7 +143,7 @@ async function runBaseline(ctx: Ctx, round: number): Promise<RoundResult> {
 /** One run of Crier: the same kind of due times as campaigns, sent by a `crier worker` process. */
 async function runCrier(ctx: Ctx, round: number): Promise<RoundResult> {
   const { n, spreadS, config, handle, sink } = ctx;
-  const worker = await spawnWorker(config, ['campaigns', 'deliver-email'], process.env.CRIER_TRACE ? { CRIER_TRACE: `${process.env.CRIER_TRACE}.${round}` } : {});
+  const worker = await spawnWorker(config, ['campaigns', 'deliver-email']);
   const scheduler = new Scheduler(config, handle, log);
   const start = Math.ceil(Date.now() / 1000) * 1000 + 10_000;
   const due = new Map<string, number>();
@@ -168,7 +168,8 @@ async function runCrier(ctx: Ctx, round: number): Promise<RoundResult> {
   const ids = [...due.keys()];
   const ct = await jobTimes(handle.redis, (id) => `${p}:campaigns:${planJobId(id, versions.get(id)!)}`, ids);
   const dt = await jobTimes(handle.redis, (id) => `${p}:deliver-email:${id}:email:0`, ids);
-  if (process.env.CRIER_TRACE) writeFileSync(`${process.env.CRIER_TRACE}.${round}.jobs`, JSON.stringify(ids.map((id) => ({ id, due: due.get(id), cActive: ct.active.get(id), dAdded: dt.added.get(id), dActive: dt.active.get(id), sink: firstArrivals(arrivals).get(id), dFinished: dt.finished.get(id) }))));
+  // PRECISION_DUMP=/tmp/p writes each campaign's timestamps to /tmp/p.<round>.json (for a look at single seconds).
+  if (process.env.PRECISION_DUMP) writeFileSync(`${process.env.PRECISION_DUMP}.${round}.json`, JSON.stringify(ids.map((id) => ({ id, due: due.get(id), cActive: ct.active.get(id), dAdded: dt.added.get(id), dActive: dt.active.get(id), sink: firstArrivals(arrivals).get(id), dFinished: dt.finished.get(id) }))));
   stageReport('crier', due, [
     { label: 'campaign job active', at: ct.active },
     { label: 'delivery job added', at: dt.added },
