@@ -12,7 +12,7 @@ import {
   campaignKeys,
   cancelCampaign,
   getCampaign,
-  listCampaigns,
+  listCampaignsIn,
   releaseCampaign,
   rescheduleCampaign,
   retryFailed,
@@ -259,7 +259,8 @@ export class Scheduler {
    */
   async reconcile(): Promise<number> {
     let added = 0;
-    const campaigns = await listCampaigns(this.redis, this.config.redis_prefix, 10_000);
+    // Only these two states need anything: finished campaigns (most of them, in time) are not read in full.
+    const campaigns = await listCampaignsIn(this.redis, this.config.redis_prefix, ['scheduled', 'sending'], 10_000);
     await reconcileSending(
       {
         config: this.config,
@@ -275,10 +276,13 @@ export class Scheduler {
       },
       campaigns,
     );
-    for (const c of campaigns) {
-      if (c.status !== 'scheduled') continue;
-      const job = await this.queue(CAMPAIGN_QUEUE).getJob(planJobId(c.id, c.version));
-      if (!job) {
+    // The jobs are looked up a few hundred at a time (one round trip each group, not one per campaign).
+    const scheduled = campaigns.filter((c) => c.status === 'scheduled');
+    for (let i = 0; i < scheduled.length; i += 500) {
+      const group = scheduled.slice(i, i + 500);
+      const jobs = await Promise.all(group.map((c) => this.queue(CAMPAIGN_QUEUE).getJob(planJobId(c.id, c.version))));
+      for (const [j, c] of group.entries()) {
+        if (jobs[j]) continue;
         await this.enqueue(c.id, c.version, c.sendAt);
         added++;
       }
