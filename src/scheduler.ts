@@ -12,7 +12,7 @@ import {
   campaignKeys,
   cancelCampaign,
   getCampaign,
-  listCampaigns,
+  listCampaignsIn,
   releaseCampaign,
   rescheduleCampaign,
   retryFailed,
@@ -227,9 +227,13 @@ export class Scheduler {
   /** Adds the campaign's delayed job; the same version twice is one job. */
   async enqueue(id: string, version: number, sendAt: Date): Promise<void> {
     const delay = Math.max(0, sendAt.getTime() - this.now().getTime());
+    // BullMQ counts the delay from the job's timestamp; stamped here, right after reading the clock, the job
+    // falls due at send_at, not at send_at plus however long add() took to build it.
+    const timestamp = Date.now();
     await this.queue(CAMPAIGN_QUEUE).add('campaign', { id, version } satisfies CampaignJobData, {
       jobId: planJobId(id, version),
       delay,
+      timestamp,
       attempts: 10,
       backoff: { type: 'exponential', delay: 1000 },
       removeOnComplete: { age: 7 * 24 * 3600 },
@@ -261,7 +265,8 @@ export class Scheduler {
    */
   async reconcile(): Promise<number> {
     let added = 0;
-    const campaigns = await listCampaigns(this.redis, this.config.redis_prefix, 10_000);
+    // Only these two states need anything: finished campaigns (most of them, in time) are not read in full.
+    const campaigns = await listCampaignsIn(this.redis, this.config.redis_prefix, ['scheduled', 'sending'], 10_000);
     await reconcileSending(
       {
         config: this.config,
@@ -277,10 +282,13 @@ export class Scheduler {
       },
       campaigns,
     );
-    for (const c of campaigns) {
-      if (c.status !== 'scheduled') continue;
-      const job = await this.queue(CAMPAIGN_QUEUE).getJob(planJobId(c.id, c.version));
-      if (!job) {
+    // The jobs are looked up a few hundred at a time (one round trip each group, not one per campaign).
+    const scheduled = campaigns.filter((c) => c.status === 'scheduled');
+    for (let i = 0; i < scheduled.length; i += 500) {
+      const group = scheduled.slice(i, i + 500);
+      const jobs = await Promise.all(group.map((c) => this.queue(CAMPAIGN_QUEUE).getJob(planJobId(c.id, c.version))));
+      for (const [j, c] of group.entries()) {
+        if (jobs[j]) continue;
         await this.enqueue(c.id, c.version, c.sendAt);
         added++;
       }

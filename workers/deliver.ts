@@ -82,26 +82,31 @@ export async function processDeliverJob(job: Job<DeliverJobData>, deps: DeliverD
   const prefix = config.redis_prefix;
   const { campaignId, channel, batch } = job.data;
   const k = campaignKeys(prefix, campaignId);
-  const c = await findCampaign(redis, prefix, campaignId);
+  // The campaign and the batch's ids in one round trip (each wait is a turn of the event loop, and a
+  // message due at 09:00:00 waits for every one of them: bench/precision.ts).
+  const [c, batchIds] = await Promise.all([findCampaign(redis, prefix, campaignId), redis.hget(k.batches, batch)]);
   if (!c || c.status !== 'sending') return; // cancelled (or gone): send nothing more
   // deps.log already names the channel (workers/index.ts): binding it again would print the key twice.
   const log = deps.log.child({ campaignId, batch });
-  const ids = ((await redis.hget(k.batches, batch)) ?? '').split(',').filter(Boolean);
-  const done = ids.length > 0 ? await redis.smismember(k.done(channel), ...ids) : [];
+  const ids = (batchIds ?? '').split(',').filter(Boolean);
+  const content = c.channels[channel] ?? {};
+  // Who is done already, the batch's names and addresses, and the campaign's images, at once. Just before
+  // each send the subscription and the campaign's status are read again (MAY_SEND); after the first
+  // recipient that read rides on the previous recipient's MARK, so each recipient costs one Redis round
+  // trip besides its send. (A batch picked up again reads the done ones' details too: one batch at most.)
+  const audience = ids.filter((id) => !deps.special?.[id] && id !== '-');
+  const suppressionKey = deriveKey(config.secret, 'suppression');
+  const [done, recipients, media] = await Promise.all([
+    ids.length > 0 ? redis.smismember(k.done(channel), ...ids) : Promise.resolve([]),
+    getRecipients(redis, prefix, audience, suppressionKey),
+    campaignMedia(redis, prefix, campaignId, content),
+  ]);
   const todo = ids.filter((_, i) => done[i] !== 1);
   if (todo.length === 0) return;
   const settings = deps.config.channelSettings(channel);
   let deferred = 0; // the most tries any recipient deferred in this pass has used
-  const content = c.channels[channel] ?? {};
-  const media = await campaignMedia(redis, prefix, campaignId, content);
-  // The batch's names and addresses in one round trip. Just before each send the
-  // subscription and the campaign's status are read again (MAY_SEND); after the
-  // first recipient that read rides on the previous recipient's MARK, so each
-  // recipient costs one Redis round trip besides its send.
-  const audience = todo.filter((id) => !deps.special?.[id] && id !== '-');
   const details = new Map<string, Recipient | null>();
-  const suppressionKey = deriveKey(config.secret, 'suppression');
-  (await getRecipients(redis, prefix, audience, suppressionKey)).forEach((r, i) => details.set(audience[i]!, r));
+  recipients.forEach((r, i) => details.set(audience[i]!, r));
   const ak = audienceKeys(prefix);
   // Unsubscribing from this channel's list (the link in its messages) stops it at once too.
   const list = channelDefinition(channel)?.audience?.(content).list;

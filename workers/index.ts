@@ -12,6 +12,7 @@ import { guardChannel, type ChannelGuard } from './channel-guard.js';
 import { specialDeliveries } from './specials.js';
 import { COLLECT_QUEUE, startCollectWorker, type CollectWorker } from './collect/worker.js';
 import { SCHEDULE_QUEUES, startScheduleWorkers } from './schedules.js';
+import { wakeOnDueTimes, type Waker } from './waker.js';
 
 /** The queue names a worker process can serve: `campaigns`, `deliver-<channel>` and `collect`. */
 export function allQueueNames(): string[] {
@@ -59,6 +60,8 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
   const workers: Worker[] = [];
   const guards: ChannelGuard[] = [];
   const collectors: CollectWorker[] = [];
+  // Delayed jobs (a campaign's send time, an embargo) start on time, not on Redis's next 100 ms tick.
+  const wakers: Waker[] = [];
   // A killed worker's active jobs are retried once their lock lapses and the stalled check runs.
   // Every recipient is marked as it goes, so a batch picked up again repeats at most its message in
   // flight: a job may stall many times (each a machine that died holding it) before BullMQ gives up
@@ -80,11 +83,12 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
       const w = new Worker<CampaignJobData>(
         name,
         (job: Job<CampaignJobData>) => processCampaignJob(job, { config, redis: handle.redis, log, now, deliverQueue: (ch) => queue(deliverQueueName(ch)) }),
-        { connection: handle.options, prefix, concurrency: 5, ...lock },
+        { connection: handle.options, prefix, concurrency: 20, ...lock },
       );
       w.on('error', onError(name));
       w.on('failed', onPlanJobFailed(handle.redis, prefix, log));
       workers.push(w);
+      wakers.push(wakeOnDueTimes(handle.redis, prefix, name, log));
       continue;
     }
     const channel = name.slice('deliver-'.length);
@@ -125,12 +129,14 @@ export function startWorkers(opts: StartWorkersOptions): WorkerPool {
     // again elsewhere once it is back: this run stops before its next send.
     w.on('lockRenewalFailed', (ids) => ids.forEach((id) => w.cancelJob(id, 'lock lost')));
     workers.push(w);
+    wakers.push(wakeOnDueTimes(handle.redis, prefix, name, log));
   }
   log.info({ queues: wanted }, 'workers started');
   return {
     workers,
     async close() {
       for (const g of guards) g.stop();
+      for (const k of wakers) k.stop();
       await Promise.all([...workers.map((w) => w.close()), ...collectors.map((c) => c.close())]);
       await schedules.close();
       await Promise.all(adapters.map((a) => a.close().catch(() => undefined)));

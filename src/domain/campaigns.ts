@@ -144,6 +144,25 @@ export async function listCampaigns(redis: Redis, prefix: string, limit = 500): 
   return rows.map(([, h]) => h as Record<string, string>).filter((h) => h.id).map(fromHash);
 }
 
+/**
+ * The most recent `limit` campaigns in one of `statuses`: each campaign's status is read first (one small
+ * pipelined read), and only the matching ones in full. Reconcile runs this every minute in every worker
+ * process; reading thousands of finished campaigns in full stalled the sends going on in the same process.
+ */
+export async function listCampaignsIn(redis: Redis, prefix: string, statuses: CampaignStatus[], limit = 10_000): Promise<Campaign[]> {
+  const ids = await redis.zrevrange(campaignKeys(prefix, '').index, 0, limit - 1);
+  if (ids.length === 0) return [];
+  const probe = redis.pipeline();
+  for (const id of ids) probe.hget(campaignKeys(prefix, id).hash, 'status');
+  const status = ((await probe.exec()) ?? []).map(([, s]) => s as string | null);
+  const wanted = ids.filter((_, i) => statuses.includes(status[i] as CampaignStatus));
+  if (wanted.length === 0) return [];
+  const pipe = redis.pipeline();
+  for (const id of wanted) pipe.hgetall(campaignKeys(prefix, id).hash);
+  const rows = (await pipe.exec()) ?? [];
+  return rows.map(([, h]) => h as Record<string, string>).filter((h) => h.id && statuses.includes(h.status as CampaignStatus)).map(fromHash);
+}
+
 export async function channelCounts(redis: Redis, prefix: string, c: Campaign): Promise<Record<string, ChannelCounts>> {
   const [counts, paused] = await Promise.all([redis.hgetall(campaignKeys(prefix, c.id).counts), pausedChannels(redis, prefix)]);
   const out: Record<string, ChannelCounts> = {};
