@@ -25,11 +25,11 @@ import { cpuOfPid, cpuOfRedis, crierEnv, median, nodeArgs, startSinkProcess, typ
 
 const log = createLogger('silent');
 
-async function runBaseline(config: Config, sink: SinkProcess, stats: Redis, n: number): Promise<Run> {
+async function runBaseline(config: Config, sink: SinkProcess, stats: Redis, n: number, raw: boolean): Promise<Run> {
   await sink.reset();
   const sink0 = cpuOfPid(sink.pid);
   const redis0 = await cpuOfRedis(stats);
-  const child = fork(path.join(import.meta.dirname, 'baseline-main.js'), [], { env: crierEnv(config, { BASELINE_N: String(n) }), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: nodeArgs() });
+  const child = fork(path.join(import.meta.dirname, 'baseline-main.js'), [], { env: crierEnv(config, { BASELINE_N: String(n), BASELINE_RAW: raw ? '1' : '0' }), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: nodeArgs() });
   const done = await new Promise<{ startedAt: number; cpu: NodeJS.CpuUsage }>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`baseline exited (${code}) before it finished`)));
     child.on('message', (m: { type: string; startedAt: number; cpu: NodeJS.CpuUsage }) => {
@@ -62,21 +62,26 @@ async function main(): Promise<void> {
     const imported = await importSubscribers(handle.redis, config.redis_prefix, writeAudienceCsv(config.dataDir, n), 'newsletter', { rejectsDir: config.dataDir });
     if (imported.imported !== n) throw new Error(`import: ${JSON.stringify(imported)}`);
     console.log(`fan-out: ${n} recipients, ${rounds} alternating rounds, email concurrency ${concurrency}, sink ${delayMs ? `answering after ${delayMs} ms` : 'answering at once'} (own process), redis-server with AOF`);
-    const base: Run[] = [];
-    const crier: Run[] = [];
+    // Two baselines: the hand-rolled script the issue names (nodemailer composes each message), and the same
+    // loop sending Crier's own bytes (composeRawEmail), which leaves only Crier's per-message overhead.
+    const subjects = ['baseline', 'raw', 'crier'] as const;
+    const runs: Record<(typeof subjects)[number], Run[]> = { baseline: [], raw: [], crier: [] };
     for (let i = 0; i < rounds; i++) {
-      // Alternate which goes first, so neither always runs on a warmer machine.
-      const order = i % 2 === 0 ? (['baseline', 'crier'] as const) : (['crier', 'baseline'] as const);
+      // Rotate which goes first, so none always runs on a warmer machine.
+      const order = subjects.map((_, j) => subjects[(i + j) % subjects.length]!);
       for (const who of order) {
-        const r = who === 'baseline' ? await runBaseline(config, sink, stats, n) : await runCrier(config, handle, sink, stats, n, String(i));
-        (who === 'baseline' ? base : crier).push(r);
+        const r = who === 'crier' ? await runCrier(config, handle, sink, stats, n, String(i)) : await runBaseline(config, sink, stats, n, who === 'raw');
+        runs[who].push(r);
         console.log(`  round ${i + 1} ${who.padEnd(8)} ${(n / r.secs).toFixed(0).padStart(6)} msg/s  (${r.secs.toFixed(2)} s, CPU ${(r.cpu.sender + r.cpu.sink + r.cpu.redis).toFixed(0)} µs/msg)`);
       }
     }
-    console.log(describeRuns('baseline (bare pooled nodemailer loop)', base, n));
-    console.log(describeRuns('crier    (crier worker, send_at → last message)', crier, n));
-    const ratios = crier.map((c, i) => base[i]!.secs / c.secs);
-    console.log(`ratio crier/baseline: ${(median(base.map((r) => r.secs)) / median(crier.map((r) => r.secs))).toFixed(2)}x (per round ${ratios.map((r) => r.toFixed(2)).join(', ')}; target >= 0.95x)`);
+    console.log(describeRuns('baseline (bare pooled nodemailer loop, nodemailer composes)', runs.baseline, n));
+    console.log(describeRuns("raw      (the same loop sending Crier's bytes, composeRawEmail)", runs.raw, n));
+    console.log(describeRuns('crier    (crier worker, send_at → last message)', runs.crier, n));
+    const secs = (k: keyof typeof runs) => median(runs[k].map((r) => r.secs));
+    const per = (k: keyof typeof runs) => runs.crier.map((c, j) => (runs[k][j]!.secs / c.secs).toFixed(2)).join(', ');
+    console.log(`ratio crier/baseline: ${(secs('baseline') / secs('crier')).toFixed(2)}x (per round ${per('baseline')}; target >= 0.95x)`);
+    console.log(`ratio crier/raw:      ${(secs('raw') / secs('crier')).toFixed(2)}x (per round ${per('raw')}; Crier's own overhead over the transport)`);
     await handle.close();
   } finally {
     stats.disconnect();
