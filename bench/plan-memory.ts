@@ -54,7 +54,8 @@ async function seedAudience(handle: RedisHandle, prefix: string, list: string, n
     pipe.zadd(k.subs, ...subs).zadd(k.list(list), ...subs);
     await pipe.exec();
   }
-  await handle.redis.multi().set(k.seq, n).sadd(k.lists, list).exec();
+  // The first import into an empty audience marks its (empty) unsubscribed and opt-out sets complete.
+  await handle.redis.multi().set(k.seq, n).sadd(k.lists, list).set(k.exclusionsIndexed, '1').exec();
 }
 
 interface PlanRun {

@@ -18,6 +18,7 @@ import {
   streamAudience,
   subscriberId,
   unsubscribe,
+  audienceKeys,
   type AudienceSelector,
 } from '../src/domain/audience.js';
 import { deriveKey } from '../src/keys.js';
@@ -284,5 +285,25 @@ describe('crier subscribers (commander wiring)', () => {
       /^imported 1, updated 0, rejected 1\nemail,name,area,topics,status,consent_source,consent_at\ncli@example\.org,"Cli, User",Rugby,fraud,subscribed,import:cli\.csv,[^\n]+\nREDIS_URL: old copies stay [^\n]+\nforgotten cli@example\.org\n$/,
     );
     expect(stderr.join('')).toMatch(/^warning: 1 row\(s\) rejected; rejects: .*cli-\d{8}T\d{9}Z\.rejects\.csv\n$/);
+  });
+});
+
+describe('the exclusion sets planning reads', () => {
+  it('the first import into an empty audience marks them complete; unsubscribes and forget keep them', async () => {
+    const fresh = testConfig();
+    const h = await connectRedis(fresh, silentLogger());
+    try {
+      const k = audienceKeys(fresh.redis_prefix);
+      const csv = path.join(dir, 'fresh.csv');
+      writeFileSync(csv, 'email,name,area,topics\nann@example.org,Ann,,\nbob@example.org,Bob,,\n');
+      await importSubscribers(h.redis, fresh.redis_prefix, csv, 'news', { rejectsDir: dir });
+      expect(await h.redis.get(k.exclusionsIndexed)).toBe('1');
+      await unsubscribe(h.redis, fresh.redis_prefix, subscriberId('ann@example.org'), 'test');
+      expect(await h.redis.smembers(k.unsubscribed)).toEqual([subscriberId('ann@example.org')]);
+      await forgetSubscriber(h.redis, fresh.redis_prefix, 'ann@example.org');
+      expect(await h.redis.scard(k.unsubscribed)).toBe(0);
+    } finally {
+      await h.close();
+    }
   });
 });

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig, type Config } from '../src/config.js';
 import { composeEmail } from '../channels/email/message.js';
 import { neutraliseCell } from '../src/domain/csv.js';
-import { importSubscribers, subscriberId } from '../src/domain/audience.js';
+import { importSubscribers, subscriberId, unsubscribe } from '../src/domain/audience.js';
 import { testConfig } from './helpers/context.js';
 import { londonIn, startCrier, type TestCrier } from './helpers/crier.js';
 import { CLI_JS, ROOT } from './helpers/dist.js';
@@ -75,7 +75,7 @@ beforeAll(async () => {
   await importList('news', ['ann@example.org,Ann,,', 'bob@example.org,Bob,,', 'cat@example.org,Cat,,', 'dan@example.org,=HYPERLINK("http://evil"),,']);
   await importList('hollow', ['gone@example.org,Gone,,']);
   // An existing list with nobody subscribed: its only member unsubscribed.
-  await local.handle.redis.hset(`${config.redis_prefix}:sub:${subscriberId('gone@example.org')}`, 'status', 'unsubscribed');
+  await unsubscribe(local.handle.redis, config.redis_prefix, subscriberId('gone@example.org'), 'test');
 }, 60_000);
 
 afterAll(async () => {

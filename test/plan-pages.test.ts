@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AudienceSelector } from '../channels/adapter.js';
-import { audienceFilter, audienceKeys, listOptOutField } from '../src/domain/audience.js';
+import { audienceFilter, audienceKeys, forgetSubscriber, indexExclusions, listOptOutField, unsubscribe, unsubscribeFromList } from '../src/domain/audience.js';
 import { connectRedis, type RedisHandle } from '../src/redis/connection.js';
 import { audienceBatches, planAudience } from '../workers/plan.js';
 import { silentLogger, testConfig } from './helpers/context.js';
@@ -146,6 +146,57 @@ describe('planAudience', () => {
         expect(Number((await handle.redis.hget(plan.counts, `${plan.channel}:total`)) ?? 0)).toBe(total);
         for (const [b, ids] of expected) expect(await handle.redis.hget(plan.batches, `${plan.channel}:${b}`)).toBe(ids.join(','));
       }
+    }
+  });
+
+  it('reads the unsubscribed and opt-out sets once they are complete, and keeps whom the hashes keep', async () => {
+    await seedMixed('indexed', 700);
+    const k = audienceKeys(handle.prefix);
+    // Production never has a list member without a hash (forget removes both at once): the sets only know hashes.
+    for (let i = 29; i <= 700; i += 29) await handle.redis.zrem(k.list('indexed'), `indexed-${i}`);
+    // As the importer keeps them: every subscriber in subs, every list named in lists.
+    const members = await handle.redis.zrange(k.list('indexed'), 0, -1, 'WITHSCORES');
+    await handle.redis.zadd(k.subs, ...members.map((_, i) => (i % 2 === 0 ? members[i + 1]! : members[i - 1]!)));
+    await handle.redis.sadd(k.lists, 'indexed', 'other');
+    const plain = { list: 'indexed' };
+    const planned = async (selector: AudienceSelector, size: number) => {
+      const got = new Map<number, string[]>();
+      for await (const b of audienceBatches(handle.redis, handle.prefix, selector, size)) got.set(b.batch, b.ids);
+      return [...got];
+    };
+    const before = await planned(plain, 100);
+    expect(await handle.redis.exists(k.exclusionsIndexed)).toBe(0);
+    // An audience from before the sets: indexed once, then marked.
+    expect(await indexExclusions(handle.redis, handle.prefix)).toBe(members.length / 2);
+    expect(await handle.redis.exists(k.exclusionsIndexed)).toBe(1);
+    expect(await indexExclusions(handle.redis, handle.prefix)).toBe(0);
+    expect(await handle.redis.sismember(k.unsubscribed, 'indexed-11')).toBe(1);
+    expect(await handle.redis.sismember(k.optOuts('indexed'), 'indexed-13')).toBe(1);
+    expect(await handle.redis.sismember(k.optOuts('other'), 'indexed-17')).toBe(1);
+    try {
+      for (const sel of selectors) {
+        for (const size of [7, 100]) {
+          const selector = { list: 'indexed', ...sel };
+          expect({ selector, size, batches: await planned(selector, size) }).toEqual({ selector, size, batches: [...(await reference(selector, size))] });
+        }
+      }
+      expect(await planned(plain, 100)).toEqual(before);
+      // From now on the unsubscribe scripts keep the sets: each is left out of the next plan at once.
+      await unsubscribe(handle.redis, handle.prefix, 'indexed-1', 'test');
+      await unsubscribeFromList(handle.redis, handle.prefix, 'indexed-2', 'indexed', 'test');
+      await unsubscribeFromList(handle.redis, handle.prefix, 'indexed-4', 'other', 'test');
+      await forgetSubscriber(handle.redis, handle.prefix, 'm5@example.org');
+      expect(await handle.redis.sismember(k.unsubscribed, 'indexed-1')).toBe(1);
+      expect(await handle.redis.sismember(k.optOuts('indexed'), 'indexed-2')).toBe(1);
+      const ids = (await planned(plain, 100)).flatMap(([, b]) => b);
+      expect(ids).not.toContain('indexed-1');
+      expect(ids).not.toContain('indexed-2');
+      expect(ids).toContain('indexed-4'); // opted out of another list only
+      expect(ids).toContain('indexed-3');
+      expect((await planned(plain, 100))).toEqual([...(await reference(plain, 100))]);
+    } finally {
+      // The other tests here write hashes directly, which only the hash-reading path sees.
+      await handle.redis.del(k.exclusionsIndexed);
     }
   });
 

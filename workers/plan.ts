@@ -175,7 +175,7 @@ async function readPage(redis: Redis, prefix: string, selector: AudienceSelector
     topics?.size ?? 0,
     ...(topics ?? []),
   ];
-  const keys = [key, plan?.batches ?? `${key}:-`, plan?.counts ?? `${key}:-`];
+  const keys = [key, plan?.batches ?? `${key}:-`, plan?.counts ?? `${key}:-`, k.exclusionsIndexed, k.unsubscribed, selector.list ? k.optOuts(selector.list) : k.exclusionsIndexed];
   const reply = await runScript<Array<string | number>>(redis, PLAN_PAGE, keys, args);
   if (reply[0] === '') return { done: true };
   const next = String(reply[0]);

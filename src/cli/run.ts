@@ -7,6 +7,7 @@ import { createLogger } from '../log.js';
 import { connectRedis } from '../redis/connection.js';
 import { Scheduler } from '../scheduler.js';
 import { ensureSecret } from '../secret.js';
+import { indexExclusions } from '../domain/audience.js';
 import { channelDefinition, channelNames } from '../../channels/registry.js';
 import { COLLECT_QUEUE, reconcileCollectors } from '../../workers/collect/worker.js';
 
@@ -35,6 +36,11 @@ async function run(opts: { server: boolean; queues?: string[] }): Promise<void> 
   const scheduler = new Scheduler(config, handle, log);
   await scheduler.reconcile();
   if (!opts.queues || opts.queues.includes(COLLECT_QUEUE)) await reconcileCollectors(config, handle, log);
+  // An audience from a version that did not keep the unsubscribed and opt-out sets is indexed once, in
+  // the background; until then planning reads every member's hash (correct, only slower).
+  void indexExclusions(handle.redis, config.redis_prefix, (read) => log.info({ read }, 'indexing unsubscribes for planning'))
+    .then((read) => (read > 0 ? log.info({ read }, 'unsubscribes indexed for planning') : undefined))
+    .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'indexing unsubscribes failed: planning reads each member until it is done'));
   let reconcileRunning = false;
   const reconciling = setInterval(() => {
     if (reconcileRunning) return; // still waiting (Redis away?): one run at a time

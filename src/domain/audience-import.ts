@@ -82,8 +82,8 @@ const UPSERT = defineScript(
   `
 local out = {}
 local list, source, now = ARGV[1], ARGV[2], ARGV[3]
-for r = 1, #KEYS - 5 do
-  local key, a = KEYS[5 + r], 3 + (r - 1) * 8
+for r = 1, #KEYS - 6 do
+  local key, a = KEYS[6 + r], 3 + (r - 1) * 8
   local id, hash, email, name, area, topics, phone, legacy = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
   local status = redis.call('HGET', key, 'status')
   -- A suppression entry from before the keyed hash is replaced by the keyed one.
@@ -109,6 +109,8 @@ for r = 1, #KEYS - 5 do
     local score = status and redis.call('ZSCORE', KEYS[1], id)
     if not score then
       score = redis.call('INCR', KEYS[5])
+      -- The first subscriber of an empty audience: every unsubscribe from now on is kept in the sets.
+      if score == 1 then redis.call('SET', KEYS[6], '1') end
       redis.call('ZADD', KEYS[1], score, id)
     end
     redis.call('ZADD', KEYS[2], 'NX', score, id)
@@ -341,7 +343,7 @@ export async function importSubscribers(
     }
     if (upserts.length === 0) return;
     const at = now().toISOString();
-    const keys = [k.subs, k.list(list), k.lists, k.suppressed, k.seq];
+    const keys = [k.subs, k.list(list), k.lists, k.suppressed, k.seq, k.exclusionsIndexed];
     const args = [list, source, at];
     for (const r of upserts) {
       const id = subscriberId(r.email);

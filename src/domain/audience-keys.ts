@@ -55,6 +55,18 @@ export interface AudienceKeys {
   lists: string;
   suppressed: string;
   seq: string;
+  /** set of the ids whose status is 'unsubscribed' (kept by the unsubscribe and forget scripts). */
+  unsubscribed: string;
+  /** set of the ids that unsubscribed from one list (their hash has the listOptOutField). */
+  optOuts(list: string): string;
+  /** Prefix of every opt-out set (forget walks them). */
+  optOutPrefix: string;
+  /**
+   * Present once `unsubscribed` and every `optOuts` set name everyone they should: set by the first
+   * import into an empty audience, or by indexExclusions() over an audience written by a version
+   * that did not keep the sets. Planning reads the sets instead of each member's hash only then.
+   */
+  exclusionsIndexed: string;
 }
 
 export function audienceKeys(prefix: string): AudienceKeys {
@@ -66,6 +78,10 @@ export function audienceKeys(prefix: string): AudienceKeys {
     lists: `${prefix}:lists`,
     suppressed: `${prefix}:suppressed`,
     seq: `${prefix}:seq`,
+    unsubscribed: `${prefix}:unsubscribed`,
+    optOuts: (list) => `${prefix}:optout:${list}`,
+    optOutPrefix: `${prefix}:optout:`,
+    exclusionsIndexed: `${prefix}:exclusions-indexed`,
   };
 }
 

@@ -214,6 +214,7 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'unsubscribed' then
   redis.call('HSET', KEYS[1], 'status', 'unsubscribed', 'unsubscribed_at', ARGV[2],
     'unsubscribe_source', ARGV[3], 'updated_at', ARGV[2])
 end
+redis.call('SADD', KEYS[3], ARGV[6])
 redis.call('SADD', KEYS[2], ARGV[4])
 if ARGV[5] ~= ARGV[4] then redis.call('SREM', KEYS[2], ARGV[5]) end
 return 1`,
@@ -232,7 +233,7 @@ export async function unsubscribe(
   if (!email) return null;
   const now = (opts.now ?? (() => new Date()))().toISOString();
   const { keyed, legacy } = suppressionHashes(email, opts.suppressionKey);
-  const done = await runScript(redis, UNSUBSCRIBE, [k.sub(id), k.suppressed], [email, now, source, keyed, legacy]);
+  const done = await runScript(redis, UNSUBSCRIBE, [k.sub(id), k.suppressed, k.unsubscribed], [email, now, source, keyed, legacy, id]);
   if (done !== 1) return null;
   await opts.onEvent?.('subscriber.unsubscribe', { id, source });
   return { email };
@@ -245,6 +246,7 @@ const UNSUBSCRIBE_LIST = defineScript(
 if redis.call('HGET', KEYS[1], 'email') ~= ARGV[1] then return 0 end
 redis.call('HSETNX', KEYS[1], ARGV[4], ARGV[2])
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[5])
 return 1`,
 );
 
@@ -266,7 +268,7 @@ export async function unsubscribeFromList(
   const email = await redis.hget(k.sub(id), 'email');
   if (!email) return null;
   const now = (opts.now ?? (() => new Date()))().toISOString();
-  const done = await runScript(redis, UNSUBSCRIBE_LIST, [k.sub(id)], [email, now, source, listOptOutField(list)]);
+  const done = await runScript(redis, UNSUBSCRIBE_LIST, [k.sub(id), k.optOuts(list)], [email, now, source, listOptOutField(list), id]);
   if (done !== 1) return null;
   await opts.onEvent?.('subscriber.unsubscribe', { id, source, list });
   return { email };
@@ -278,8 +280,10 @@ const FORGET = defineScript(
 local existed = redis.call('EXISTS', KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[5], ARGV[1])
 for _, name in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   redis.call('ZREM', ARGV[3] .. name, ARGV[1])
+  redis.call('SREM', ARGV[5] .. name, ARGV[1])
 end
 redis.call('SADD', KEYS[4], ARGV[2])
 if ARGV[4] ~= ARGV[2] then redis.call('SREM', KEYS[4], ARGV[4]) end
@@ -303,7 +307,7 @@ export async function forgetSubscriber(
   const k = audienceKeys(prefix);
   const id = subscriberId(norm);
   const { keyed, legacy } = suppressionHashes(norm, opts.suppressionKey);
-  const existed = await runScript(redis, FORGET, [k.sub(id), k.subs, k.lists, k.suppressed], [id, keyed, k.listPrefix, legacy]);
+  const existed = await runScript(redis, FORGET, [k.sub(id), k.subs, k.lists, k.suppressed, k.unsubscribed], [id, keyed, k.listPrefix, legacy, k.optOutPrefix]);
   await opts.onEvent?.('subscriber.forget', { id, found: existed === 1 ? 'yes' : 'no' });
   return existed === 1;
 }
@@ -348,4 +352,50 @@ export async function exportList(
     if (raw.length < page * 2) break;
   }
   return count;
+}
+
+/**
+ * One page of indexExclusions: the subscribers after score ARGV[1] (up to ARGV[2]) whose status
+ * is unsubscribed go into the unsubscribed set, and those with a list's opt-out field into that
+ * list's opt-out set. KEYS: every subscriber (zset), unsubscribed set, list names. ARGV: after,
+ * page size, subscriber key prefix, opt-out set prefix. → {last score read, subscribers read}, or '' when done.
+ */
+const INDEX_EXCLUSIONS_PAGE = defineScript(
+  'audience_index_exclusions_page',
+  `
+local rows = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+if #rows == 0 then return '' end
+local lists = redis.call('SMEMBERS', KEYS[3])
+for i = 1, #rows, 2 do
+  local id = rows[i]
+  local key = ARGV[3] .. id
+  if redis.call('HGET', key, 'status') == 'unsubscribed' then redis.call('SADD', KEYS[2], id) end
+  for _, name in ipairs(lists) do
+    if redis.call('HEXISTS', key, 'unsub:' .. name) == 1 then redis.call('SADD', ARGV[4] .. name, id) end
+  end
+end
+return {rows[#rows], #rows / 2}`,
+);
+
+/**
+ * Builds the unsubscribed and opt-out sets over an audience written before Crier kept them (their
+ * unsubscribe scripts keep them from then on), then marks them complete, so planning can read them
+ * instead of every member's hash. A page of 2,000 subscribers per call; nothing to do once marked.
+ * → subscribers read (0 when already indexed).
+ */
+export async function indexExclusions(redis: Redis, prefix: string, onProgress?: (read: number) => void): Promise<number> {
+  const k = audienceKeys(prefix);
+  if ((await redis.exists(k.exclusionsIndexed)) === 1) return 0;
+  const page = 2000;
+  let after = '-inf';
+  let read = 0;
+  for (;;) {
+    const reply = await runScript<'' | [string, number]>(redis, INDEX_EXCLUSIONS_PAGE, [k.subs, k.unsubscribed, k.lists], [after, page, k.sub(''), k.optOutPrefix]);
+    if (reply === '' || !Array.isArray(reply)) break;
+    after = String(reply[0]);
+    read += Number(reply[1]);
+    if (read % 100_000 < page) onProgress?.(read);
+  }
+  await redis.set(k.exclusionsIndexed, '1');
+  return read;
 }

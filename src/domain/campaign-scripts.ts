@@ -340,7 +340,13 @@ end
  * audience.ts). Only ASCII values are matched here; JavaScript's Unicode case mapping decides
  * for any other, so a page holding one comes back unregistered, for the caller to decide and
  * register with REGISTER_PAGE.
- * KEYS: list zset, batches, counts.
+ * When the audience's exclusion sets are complete (KEYS[4] exists, see audienceKeys().exclusionsIndexed)
+ * and only status and list opt-out decide (no phone, area or topic), the page is read with
+ * ZRANGEBYSCORE and the unsubscribed and opted-out are found in those two sets (SMISMEMBER),
+ * without reading each member's hash: about a third of redis-server's time per member
+ * (bench/plan-memory.ts). Otherwise every member's fields are read with SORT ... GET.
+ * KEYS: list zset, batches, counts, the exclusions-indexed marker, the unsubscribed set, the list's
+ * opt-out set.
  * ARGV: AFTER, PAGE, size, subscriber key prefix, list opt-out field ('' = none), '1' if a phone
  * is needed, '1' to register, channel, number of areas, the areas, number of topics, the topics
  * (areas and topics trimmed and lower-cased by audienceFilterSets).
@@ -373,14 +379,6 @@ if nt > 0 then topics = {}; for i = 1, nt do topics[ARGV[10 + na + i]] = true en
 local area_at = areas and want('area')
 local topics_at = topics and want('topics')
 local stride = #gets / 2
-local in_batch, total = {}, 0
-for b = lo, hi - 1 do
-  local c = redis.call('ZCOUNT', KEYS[1], '(' .. fmt(b * size), fmt((b + 1) * size))
-  in_batch[b] = c
-  total = total + c
-end
-local start = redis.call('ZCOUNT', KEYS[1], '-inf', fmt(lo * size))
-local raw = redis.call('SORT', KEYS[1], 'BY', 'nosort', 'LIMIT', start, total, unpack(gets))
 local function trim(s) return (string.match(s, '^%s*(.-)%s*$')) end
 local function ascii(s) return not string.find(s, '[\\128-\\255]') end
 -- 1 keep, 0 leave out, 2 undecided (a value outside ASCII)
@@ -403,34 +401,66 @@ local register_now = ARGV[7] == '1'
 -- the members in order, needed unless the page is registered here for sure (no area or topic to decide)
 local keep_order = not register_now or areas or topics
 local by_batch, order, undecided = {}, {}, {}
-local at = 0
-for b = lo, hi - 1 do
-  for _ = 1, in_batch[b] do
-    local id, status = raw[at + 1], raw[at + 2]
-    local phone, optout = phone_at and raw[at + phone_at], optout_at and raw[at + optout_at]
-    if status == 'subscribed' and (not phone_at or (phone and phone ~= '')) and (not optout or optout == '') then
-      local keep = 1
-      if areas or topics then
-        local a, t = (area_at and raw[at + area_at]) or '', (topics_at and raw[at + topics_at]) or ''
-        local ka = area_ok(a)
-        local kt = 0
-        if ka ~= 0 then kt = topics_ok(t) end
-        if ka == 0 or kt == 0 then keep = 0 elseif ka == 2 or kt == 2 then keep = 2; undecided[id] = {a, t} end
-      end
-      if keep ~= 0 then
-        if register_now then
-          local ids = by_batch[b]
-          if not ids then ids = {}; by_batch[b] = ids end
-          ids[#ids + 1] = id
-        end
-        if keep_order then
-          order[#order + 1] = id
-          order[#order + 1] = b
-          order[#order + 1] = keep
-        end
-      end
+local function add(id, b, keep)
+  if register_now then
+    local ids = by_batch[b]
+    if not ids then ids = {}; by_batch[b] = ids end
+    ids[#ids + 1] = id
+  end
+  if keep_order then
+    order[#order + 1] = id
+    order[#order + 1] = b
+    order[#order + 1] = keep
+  end
+end
+if not phone_at and not areas and not topics and redis.call('EXISTS', KEYS[4]) == 1 then
+  local rows = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. fmt(lo * size), fmt(hi * size), 'WITHSCORES')
+  local ids = {}
+  for i = 1, #rows, 2 do ids[#ids + 1] = rows[i] end
+  -- In slices, as unpack is bounded by Lua's stack.
+  local function members_of(set)
+    if #ids == 0 or redis.call('SCARD', set) == 0 then return nil end
+    local found = {}
+    for from = 1, #ids, 1000 do
+      local part = redis.call('SMISMEMBER', set, unpack(ids, from, math.min(#ids, from + 999)))
+      for j = 1, #part do found[from + j - 1] = part[j] end
     end
-    at = at + stride
+    return found
+  end
+  local unsub = members_of(KEYS[5])
+  local opted = ARGV[5] ~= '' and members_of(KEYS[6])
+  for j = 1, #ids do
+    if not (unsub and unsub[j] == 1) and not (opted and opted[j] == 1) then
+      add(ids[j], math.floor((tonumber(rows[2 * j]) - 1) / size), 1)
+    end
+  end
+else
+  local in_batch, total = {}, 0
+  for b = lo, hi - 1 do
+    local c = redis.call('ZCOUNT', KEYS[1], '(' .. fmt(b * size), fmt((b + 1) * size))
+    in_batch[b] = c
+    total = total + c
+  end
+  local start = redis.call('ZCOUNT', KEYS[1], '-inf', fmt(lo * size))
+  local raw = redis.call('SORT', KEYS[1], 'BY', 'nosort', 'LIMIT', start, total, unpack(gets))
+  local at = 0
+  for b = lo, hi - 1 do
+    for _ = 1, in_batch[b] do
+      local id, status = raw[at + 1], raw[at + 2]
+      local phone, optout = phone_at and raw[at + phone_at], optout_at and raw[at + optout_at]
+      if status == 'subscribed' and (not phone_at or (phone and phone ~= '')) and (not optout or optout == '') then
+        local keep = 1
+        if areas or topics then
+          local a, t = (area_at and raw[at + area_at]) or '', (topics_at and raw[at + topics_at]) or ''
+          local ka = area_ok(a)
+          local kt = 0
+          if ka ~= 0 then kt = topics_ok(t) end
+          if ka == 0 or kt == 0 then keep = 0 elseif ka == 2 or kt == 2 then keep = 2; undecided[id] = {a, t} end
+        end
+        if keep ~= 0 then add(id, b, keep) end
+      end
+      at = at + stride
+    end
   end
 end
 local next_after = fmt(hi * size)
