@@ -143,28 +143,49 @@ function openNoDelaySocket(opts: SMTPPool.Options, callback: (err: Error | null,
   callback(null, { connection: socket });
 }
 
+interface PoolResource extends NodeJS.EventEmitter {
+  available: boolean;
+  connect(callback: (err?: Error | null) => void): void;
+}
+
 interface PoolInternals {
-  _createConnection?: (...args: unknown[]) => NodeJS.EventEmitter;
+  _createConnection?: (...args: unknown[]) => PoolResource;
   _processMessages?: () => void;
+  _connections?: PoolResource[];
+  _closed?: boolean;
+  options?: { maxConnections?: number };
 }
 
 /**
  * A connection that has sent `maxMessages` leaves the pool with an EMAXLIMIT "error", a routine rotation;
- * nodemailer then waits 100 ms (as after a real failure) before it looks at the queue again, so a message
- * handed over meanwhile waited up to 100 ms (bench/precision.ts: the p99 from "delivery job active" to the
- * relay was 113-122 ms with rotation, 33 ms without). After a rotation the queue is looked at at once;
- * every other error keeps nodemailer's pause. Internal names of nodemailer 8's pool: if they change, the
- * pool is left as it is (channels/email/email.test.ts checks they are there).
+ * nodemailer then waits 100 ms (as after a real failure) before it looks at the queue again, and opens
+ * the next connection only when a message needs it, so that message waited up to 100 ms plus a connection
+ * set-up (bench/precision.ts: the p99 from "delivery job active" to the relay was 113-122 ms with rotation,
+ * 33 ms without). After a rotation the replacement is opened at once (marked busy until it has said EHLO,
+ * then offered to the queue as nodemailer offers a connection that finished a message); every other
+ * error keeps nodemailer's pause. These are internals of nodemailer 8's pool: if they are not there the
+ * pool is left as it is (channels/email/email.test.ts checks they are).
  */
 export function rotateWithoutPause(pool: SMTPPool): boolean {
   const p = pool as unknown as PoolInternals;
   const create = p._createConnection;
   const processMessages = p._processMessages;
-  if (typeof create !== 'function' || typeof processMessages !== 'function') return false;
+  if (typeof create !== 'function' || typeof processMessages !== 'function' || !Array.isArray(p._connections)) return false;
+  const replace = () => {
+    if (p._closed || (p._connections?.length ?? 0) >= (p.options?.maxConnections ?? 1)) return processMessages.call(pool);
+    const next = p._createConnection!.call(pool);
+    next.available = false;
+    // A refused connection is the pool's own 'error' case (removed, and nodemailer's pause before the next).
+    next.connect((err) => {
+      if (err) return;
+      next.available = true;
+      next.emit('available');
+    });
+  };
   p._createConnection = function (this: SMTPPool, ...args: unknown[]) {
     const connection = create.apply(this, args);
     connection.once('error', (err: { code?: string }) => {
-      if (err.code === 'EMAXLIMIT') setImmediate(() => processMessages.call(this));
+      if (err.code === 'EMAXLIMIT') setImmediate(replace);
     });
     return connection;
   };
