@@ -14,6 +14,7 @@ import { TONE_MODEL, toneScorer } from '../workers/collect/tone.js';
 import { silentLogger, testConfig } from './helpers/context.js';
 import { ROOT } from './helpers/dist.js';
 import { collectOnce } from './helpers/metrics.js';
+import { FEED_FIXTURES } from './helpers/feed-server.js';
 
 /**
  * Media coverage from the real-world fixture feeds (RSS with content:encoded,
@@ -21,7 +22,7 @@ import { collectOnce } from './helpers/metrics.js';
  * winkNLP, checked against hand-labelled headlines.
  */
 
-const FEEDS = '/work/shared/fixtures/feeds';
+const FEEDS = FEED_FIXTURES;
 const now = new Date('2018-02-01T12:00:00Z');
 
 let server: http.Server;

@@ -14,7 +14,7 @@ import { rssWith, startFeedServer, type FeedServer } from './helpers/feed-server
 
 /**
  * The monthly newsletter run against a local website (the real-world feeds in
- * ../shared/fixtures/feeds, served on 127.0.0.1) and published press releases
+ * test/fixtures/feeds, served on 127.0.0.1) and published press releases
  * in the private Redis, on a fake clock.
  */
 

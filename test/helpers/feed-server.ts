@@ -6,13 +6,13 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * The organisation's website, as far as the newsletter run sees it: serves the
- * real-world feeds in ../shared/fixtures/feeds/ on 127.0.0.1 exactly as
+ * real-world feeds in test/fixtures/feeds/ on 127.0.0.1 exactly as
  * stored (no charset in Content-Type, so the XML prolog decides), plus
  * scripted outages. `hits` counts requests per path.
  */
 
-/** `../shared/fixtures/feeds` from the repository root (the worktree). */
-export const FEED_FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'fixtures', 'feeds');
+/** `test/fixtures/feeds` (copied from the project's shared fixtures, so any clone has them). */
+export const FEED_FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'feeds');
 
 export interface FeedServer {
   base: string;
