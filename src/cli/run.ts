@@ -5,7 +5,7 @@ import { loadConfig } from '../config.js';
 import { UserError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { connectRedis } from '../redis/connection.js';
-import { Scheduler } from '../scheduler.js';
+import { CAMPAIGN_QUEUE, Scheduler } from '../scheduler.js';
 import { ensureSecret } from '../secret.js';
 import { indexExclusions } from '../domain/audience.js';
 import { channelDefinition, channelNames } from '../../channels/registry.js';
@@ -38,8 +38,9 @@ async function run(opts: { server: boolean; queues?: string[] }): Promise<void> 
   await scheduler.reconcile();
   if (!opts.queues || opts.queues.includes(COLLECT_QUEUE)) await reconcileCollectors(config, handle, log);
   // An audience from a version that did not keep the unsubscribed and opt-out sets is indexed once, in
-  // the background; until then planning reads every member's hash (correct, only slower).
-  void indexExclusions(handle.redis, config.redis_prefix, (read) => log.info({ read }, 'indexing unsubscribes for planning'))
+  // the background, by the processes that plan (the ones that read the sets); until then planning reads
+  // every member's hash (correct, only slower).
+  if (!opts.queues || opts.queues.includes(CAMPAIGN_QUEUE)) void indexExclusions(handle.redis, config.redis_prefix, (read) => log.info({ read }, 'indexing unsubscribes for planning'))
     .then((read) => (read > 0 ? log.info({ read }, 'unsubscribes indexed for planning') : undefined))
     .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'indexing unsubscribes failed: planning reads each member until it is done'));
   let reconcileRunning = false;

@@ -358,7 +358,8 @@ export async function exportList(
  * One page of indexExclusions: the subscribers after score ARGV[1] (up to ARGV[2]) whose status
  * is unsubscribed go into the unsubscribed set, and those with a list's opt-out field into that
  * list's opt-out set. KEYS: every subscriber (zset), unsubscribed set, list names. ARGV: after,
- * page size, subscriber key prefix, opt-out set prefix. → {last score read, subscribers read}, or '' when done.
+ * page size, subscriber key prefix, opt-out set prefix, the opt-out field's prefix (listOptOutField('')).
+ * → {last score read, subscribers read}, or '' when done.
  */
 const INDEX_EXCLUSIONS_PAGE = defineScript(
   'audience_index_exclusions_page',
@@ -371,7 +372,7 @@ for i = 1, #rows, 2 do
   local key = ARGV[3] .. id
   if redis.call('HGET', key, 'status') == 'unsubscribed' then redis.call('SADD', KEYS[2], id) end
   for _, name in ipairs(lists) do
-    if redis.call('HEXISTS', key, 'unsub:' .. name) == 1 then redis.call('SADD', ARGV[4] .. name, id) end
+    if redis.call('HEXISTS', key, ARGV[5] .. name) == 1 then redis.call('SADD', ARGV[4] .. name, id) end
   end
 end
 return {rows[#rows], #rows / 2}`,
@@ -390,7 +391,7 @@ export async function indexExclusions(redis: Redis, prefix: string, onProgress?:
   let after = '-inf';
   let read = 0;
   for (;;) {
-    const reply = await runScript<'' | [string, number]>(redis, INDEX_EXCLUSIONS_PAGE, [k.subs, k.unsubscribed, k.lists], [after, page, k.sub(''), k.optOutPrefix]);
+    const reply = await runScript<'' | [string, number]>(redis, INDEX_EXCLUSIONS_PAGE, [k.subs, k.unsubscribed, k.lists], [after, page, k.sub(''), k.optOutPrefix, listOptOutField('')]);
     if (reply === '' || !Array.isArray(reply)) break;
     after = String(reply[0]);
     read += Number(reply[1]);
