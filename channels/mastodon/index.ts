@@ -189,11 +189,11 @@ export function createMastodonAdapter(config: Config, opts: { outboxDir?: string
     return id;
   }
 
-  /** The account's recent status with this text, if any (Mastodon answers content as HTML). */
+  /** The account's status with this text among its last 40 (the most Mastodon gives in one page; it answers content as HTML). */
   async function findRecentStatus(text: string, now: Date): Promise<string | undefined> {
     const me = (await call('GET', '/api/v1/accounts/verify_credentials', now)).body as { id?: unknown };
     if (typeof me.id !== 'string') return undefined;
-    const recent = (await call('GET', `/api/v1/accounts/${encodeURIComponent(me.id)}/statuses?limit=20`, now)).body;
+    const recent = (await call('GET', `/api/v1/accounts/${encodeURIComponent(me.id)}/statuses?limit=40`, now)).body;
     const wanted = plain(text);
     return Array.isArray(recent) ? (recent as Array<{ id?: unknown; content?: unknown }>).find((st) => typeof st.content === 'string' && htmlToPlain(st.content) === wanted && typeof st.id === 'string')?.id as string | undefined : undefined;
   }

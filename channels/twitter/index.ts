@@ -199,9 +199,13 @@ export function createTwitterAdapter(config: Config, opts: TwitterAdapterOptions
     return mediaId;
   }
 
+  /**
+   * The account's post with this text among its last 100 (X's largest page): while a retry waits out its
+   * backoff, the other posts of a busy queue go out, and ten were too few to reach back past them.
+   */
   async function findRecentPost(text: string): Promise<string | undefined> {
     const me = await client.v2.me();
-    const recent = await client.v2.get<{ data?: Array<{ id: string; text: string }> }>(`users/${me.data.id}/tweets`, { max_results: 10 });
+    const recent = await client.v2.get<{ data?: Array<{ id: string; text: string }> }>(`users/${me.data.id}/tweets`, { max_results: 100 });
     const wanted = comparable(text);
     return recent.data?.find((t) => comparable(t.text) === wanted)?.id;
   }

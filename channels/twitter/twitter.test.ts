@@ -177,6 +177,20 @@ describe('X channel against the fake X API', () => {
     expect(fake.tweets).toHaveLength(1);
   });
 
+  it('finds the unanswered post behind the posts made while the retry waited', async () => {
+    const d = delivery({ text: 'Water main repaired on Station Road' });
+    fake.failNext(0, { path: '/2/tweets', afterEffect: true });
+    await expect(adapter.send(d, ctx)).rejects.toThrow(TransientError);
+    // Other campaigns' posts go out during the backoff (the reliability suite's social case: 11 of them).
+    for (let i = 0; i < 15; i++) await adapter.send(delivery({ text: `Other update ${i}` }), ctx);
+    const posts = () => fake.requests.filter((r) => r.method === 'POST' && r.path === '/2/tweets').length;
+    const before = posts();
+    const result = await adapter.send(d, ctx);
+    expect(result.id).toBe(fake.tweets[0]!.id);
+    expect(posts()).toBe(before);
+    expect(fake.tweets).toHaveLength(16);
+  });
+
   it('401 → NeedsReauthError (bad credentials, on send and verify)', async () => {
     const wrong = makeAdapter(fake, { ...creds, accessSecret: 'revoked' });
     try {

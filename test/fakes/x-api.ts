@@ -197,6 +197,8 @@ export async function startFakeXApi(opts: FakeXApiOptions = {}): Promise<FakeXAp
     const timeline = /^\/2\/users\/\d+\/tweets$/.exec(url.pathname);
     if (method === 'GET' && timeline) {
       const max = Number(url.searchParams.get('max_results') ?? 10);
+      // X's bounds for this endpoint.
+      if (!Number.isInteger(max) || max < 5 || max > 100) return problem(400, `The \`max_results\` query parameter value [${url.searchParams.get('max_results')}] is not between 5 and 100`);
       // Like X, links come back shortened to t.co.
       const data = tweets
         .slice(-max)
