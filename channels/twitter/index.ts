@@ -1,22 +1,12 @@
-import https from 'node:https';
-import { ApiPartialResponseError, ApiRequestError, ApiResponseError, TwitterApi, type ITwitterApiClientPlugin } from 'twitter-api-v2';
 import { z } from 'zod';
 import type { Config } from '../../src/config.js';
-import {
-  NeedsReauthError,
-  PermanentError,
-  RateLimitedError,
-  TransientError,
-  ChannelError,
-  type ChannelAdapter,
-  type Delivery,
-  type SendContext,
-  type SendResult,
-} from '../adapter.js';
+import { ChannelError, PermanentError, RateLimitedError, TransientError, type ChannelAdapter, type Delivery, type SendContext, type SendResult } from '../adapter.js';
 import { writeOutboxJson, safeFileName } from '../dry-run.js';
 import { readImage } from '../images.js';
 import { contentSchema, type TwitterContent } from './content.js';
 import { findUrls, splitThread } from './text.js';
+
+import type { XClient, XCredentials } from './client.js';
 
 export { contentSchema, validateContent, type TwitterContent } from './content.js';
 export { splitThread, weightedLength } from './text.js';
@@ -50,71 +40,27 @@ export function planPosts(content: TwitterContent): PlannedPost[] {
   return texts.map((text, i) => ({ text, images: i === 0 ? content.images : [] }));
 }
 
-/** Sends every request to `apiBase` instead of api.x.com / upload.x.com, keeping the path. */
-export function apiBasePlugin(apiBase: string): ITwitterApiClientPlugin {
-  const base = new URL(apiBase);
-  if (base.protocol !== 'https:') {
-    throw new Error(`TWITTER_API_BASE must be an https:// URL (twitter-api-v2 speaks HTTPS only), got ${apiBase}`);
-  }
-  const prefix = base.pathname.replace(/\/+$/, '');
+/**
+ * twitter-api-v2 is loaded and the client made on the first `get()`, once (see ./client.ts); `close`
+ * ends the client if one was made.
+ */
+export function lazyXClient(credentials: XCredentials, apiBase: string, ca?: string | Buffer): { get(): Promise<XClient>; close(): void } {
+  let made: Promise<XClient> | undefined;
+  let closed = false;
   return {
-    onBeforeRequestConfig({ params }) {
-      const target = new URL(params.url);
-      target.protocol = base.protocol;
-      target.host = base.host;
-      target.pathname = `${prefix}${target.pathname}`;
-      params.url = target.toString();
+    get() {
+      made ??= import('./client.js').then((lib) => {
+        const x = lib.createXClient(credentials, apiBase, ca);
+        if (closed) x.close();
+        return x;
+      });
+      return made;
+    },
+    close() {
+      closed = true;
+      void made?.then((x) => x.close());
     },
   };
-}
-
-function apiDetail(err: ApiResponseError): string {
-  const data: unknown = err.data;
-  if (data && typeof data === 'object') {
-    const d = data as { detail?: unknown; title?: unknown; errors?: Array<{ message?: unknown }> };
-    if (typeof d.detail === 'string') return d.detail;
-    const first = d.errors?.[0]?.message;
-    if (typeof first === 'string') return first;
-    if (typeof d.title === 'string') return d.title;
-  }
-  return err.message;
-}
-
-/** When a 429 ends: the 24-hour limit's reset if that is the one exhausted, else the 15-minute window's. */
-function rateLimitReset(err: ApiResponseError, now: Date): Date {
-  const num = (name: string): number | undefined => {
-    const v = Number(err.headers?.[name]);
-    return Number.isFinite(v) ? v : undefined;
-  };
-  const day = err.rateLimit?.day;
-  const epoch =
-    (day?.remaining === 0 ? day.reset : undefined) ??
-    (num('x-user-limit-24hour-remaining') === 0 ? num('x-user-limit-24hour-reset') : undefined) ??
-    err.rateLimit?.reset ??
-    num('x-rate-limit-reset');
-  return epoch && epoch > 0 ? new Date(epoch * 1000) : new Date(now.getTime() + 15 * 60_000);
-}
-
-/** Turns what twitter-api-v2 throws into the error class that decides retry / pause / fail. */
-export function mapXError(err: unknown, now: Date): ChannelError {
-  if (err instanceof ChannelError) return err;
-  if (err instanceof ApiResponseError) {
-    const detail = apiDetail(err);
-    if (err.rateLimitError) return new RateLimitedError(`X rate limit: ${detail}`, rateLimitReset(err, now));
-    if (err.code === 401 || err.isAuthError) return new NeedsReauthError(`X rejected the credentials (${err.code}: ${detail})`);
-    if (err.code >= 500) return new TransientError(`X API error ${err.code}: ${detail}`);
-    if (/duplicate content/i.test(detail)) return new PermanentError(`X refused a duplicate post: ${detail}`);
-    return new PermanentError(`X API error ${err.code}: ${detail}`);
-  }
-  if (err instanceof ApiRequestError) {
-    // twitter-api-v2 1.29 stores the cause as `_options.error` while its `requestError` getter reads another name.
-    const stored = (err as unknown as { _options?: { error?: unknown } })._options?.error;
-    const cause = (err.requestError as Error | undefined)?.message ?? (stored instanceof Error ? stored.message : err.message);
-    return new TransientError(`cannot reach the X API: ${cause}`);
-  }
-  if (err instanceof ApiPartialResponseError) return new TransientError(`X API answer was cut short: ${err.message}`);
-  const message = err instanceof Error ? err.message : String(err);
-  return new TransientError(`X request failed: ${message}`);
 }
 
 /**
@@ -185,15 +131,14 @@ export function createTwitterAdapter(config: Config, opts: TwitterAdapterOptions
     };
   }
 
-  const httpAgent = new https.Agent({ keepAlive: true, ...(opts.ca ? { ca: opts.ca } : {}) });
-  const client = new TwitterApi(
-    { appKey, appSecret, accessToken, accessSecret },
-    { httpAgent, plugins: [apiBasePlugin(config.twitter.apiBase)] },
-  ).readWrite;
+  const x = lazyXClient({ appKey, appSecret, accessToken, accessSecret }, config.twitter.apiBase, opts.ca);
   const progress = new Map<string, Progress>();
+  /** A ChannelError as it is; anything else was thrown by the client, so the library is loaded by then. */
+  const mapError = async (err: unknown, now: Date): Promise<ChannelError> => (err instanceof ChannelError ? err : (await x.get()).mapError(err, now));
 
   async function uploadImage(image: TwitterContent['images'][number], delivery: Delivery): Promise<string> {
     const { bytes, type } = await readImage(image, delivery);
+    const { client } = await x.get();
     const mediaId = await client.v2.uploadMedia(bytes, { media_type: type });
     await client.v2.createMediaMetadata(mediaId, { alt_text: { text: image.alt } });
     return mediaId;
@@ -204,6 +149,7 @@ export function createTwitterAdapter(config: Config, opts: TwitterAdapterOptions
    * backoff, the other posts of a busy queue go out, and ten were too few to reach back past them.
    */
   async function findRecentPost(text: string): Promise<string | undefined> {
+    const { client } = await x.get();
     const me = await client.v2.me();
     const recent = await client.v2.get<{ data?: Array<{ id: string; text: string }> }>(`users/${me.data.id}/tweets`, { max_results: 100 });
     const wanted = comparable(text);
@@ -213,6 +159,7 @@ export function createTwitterAdapter(config: Config, opts: TwitterAdapterOptions
   async function postOne(post: PlannedPost, replyTo: string | undefined, delivery: Delivery): Promise<string> {
     const mediaIds: string[] = [];
     for (const image of post.images) mediaIds.push(await uploadImage(image, delivery));
+    const { client } = await x.get();
     const result = await client.v2.tweet({
       text: post.text,
       ...(mediaIds.length > 0 ? { media: { media_ids: mediaIds as [string] } } : {}),
@@ -255,7 +202,7 @@ export function createTwitterAdapter(config: Config, opts: TwitterAdapterOptions
           done.ambiguous = false;
           if (posts.length > 1) await save();
         } catch (err) {
-          const mapped = mapXError(err, ctx.now());
+          const mapped = await mapError(err, ctx.now());
           if (mayHaveBeenPosted && isDuplicate(mapped)) {
             // The earlier attempt went through after all (its answer was lost): find it instead of failing a post that exists.
             const id = await findRecentPost(posts[i]!.text).catch(() => undefined);
@@ -283,13 +230,13 @@ export function createTwitterAdapter(config: Config, opts: TwitterAdapterOptions
     },
     async verify() {
       try {
-        await client.v2.me();
+        await (await x.get()).client.v2.me();
       } catch (err) {
-        throw mapXError(err, new Date());
+        throw await mapError(err, new Date());
       }
     },
     async close() {
-      httpAgent.destroy();
+      x.close();
     },
   };
 }

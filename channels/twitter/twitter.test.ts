@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -5,9 +6,11 @@ import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { redisProgress } from '../../src/domain/progress.js';
 import { testConfig, silentLogger } from '../../test/helpers/context.js';
+import { ROOT } from '../../test/helpers/dist.js';
 import { startFakeXApi, twitterEnv, type FakeXApi } from '../../test/fakes/x-api.js';
 import { NeedsReauthError, PermanentError, RateLimitedError, TransientError, type ChannelAdapter, type Delivery } from '../adapter.js';
-import { apiBasePlugin, contentSchema, createTwitterAdapter, splitThread, validateContent, weightedLength } from './index.js';
+import { apiBasePlugin } from './client.js';
+import { contentSchema, createTwitterAdapter, splitThread, validateContent, weightedLength } from './index.js';
 
 const creds = { appKey: 'app-key', appSecret: 'app-secret', accessToken: 'access-token', accessSecret: 'access-secret' };
 const ctx = { log: silentLogger(), now: () => new Date() };
@@ -268,5 +271,25 @@ describe('X channel without credentials', () => {
 
   it('refuses a plain-http TWITTER_API_BASE with a clear message', () => {
     expect(() => apiBasePlugin('http://127.0.0.1:1')).toThrow(/https:\/\//);
+  });
+});
+
+describe('twitter-api-v2 is loaded only to talk to X', () => {
+  it('a worker that loads every channel and collector but never posts to X does not load it; the first post does', () => {
+    // In a child process of the built code: a module hook lists the packages imported.
+    const hook = `export async function resolve(s, c, next) { const r = await next(s, c); if (r.url.includes('/node_modules/twitter-api-v2/')) process.stderr.write('LOADED twitter-api-v2\\n'); return r; }`;
+    const script = [
+      `import { register } from 'node:module';`,
+      `register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));`,
+      `await import(${JSON.stringify(path.join(ROOT, 'dist/workers/index.js'))});`,
+      `await import(${JSON.stringify(path.join(ROOT, 'dist/workers/collect/registry.js'))});`,
+      `process.stderr.write('IMPORTED\\n');`,
+      `const { lazyXClient } = await import(${JSON.stringify(path.join(ROOT, 'dist/channels/twitter/index.js'))});`,
+      `const x = lazyXClient({ appKey: 'a', appSecret: 'b', accessToken: 'c', accessSecret: 'd' }, 'https://127.0.0.1:1');`,
+      `await x.get(); x.close(); process.stderr.write('CLIENT\\n');`,
+    ].join('\n');
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr.split('\n').filter((l) => /^(LOADED|IMPORTED|CLIENT)/.test(l))).toEqual(['IMPORTED', 'LOADED twitter-api-v2', 'CLIENT']);
   });
 });

@@ -1,6 +1,6 @@
-import https from 'node:https';
-import { TwitterApi, type TweetV2 } from 'twitter-api-v2';
-import { apiBasePlugin, mapXError } from '../../channels/twitter/index.js';
+import type { TweetV2 } from 'twitter-api-v2';
+import type { XClient } from '../../channels/twitter/client.js';
+import { lazyXClient } from '../../channels/twitter/index.js';
 import type { ObservationInput } from '../../src/domain/observations.js';
 import { periodOf } from '../../src/domain/periods.js';
 import { postObservations, sentPosts, type PostReading, type SentPost } from './sent-posts.js';
@@ -39,7 +39,7 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
 
 const n = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
-export async function collectX(ctx: CollectContext, client: TwitterApi): Promise<CollectResult> {
+export async function collectX(ctx: CollectContext, { client, mapError }: XClient): Promise<CollectResult> {
   const now = ctx.now();
   const warnings: string[] = [];
   let calls = 0;
@@ -49,7 +49,7 @@ export async function collectX(ctx: CollectContext, client: TwitterApi): Promise
       try {
         return await f();
       } catch (err) {
-        throw mapXError(err, ctx.now());
+        throw mapError(err, ctx.now());
       }
     });
 
@@ -126,16 +126,12 @@ export const xCollector: CollectorDefinition = {
   },
   create(config, opts = {}) {
     const t = config.twitter;
-    const httpAgent = new https.Agent({ keepAlive: true, ...(opts.ca ? { ca: opts.ca } : {}) });
-    const client = new TwitterApi(
-      { appKey: t.appKey ?? '', appSecret: t.appSecret ?? '', accessToken: t.accessToken ?? '', accessSecret: t.accessSecret ?? '' },
-      { httpAgent, plugins: [apiBasePlugin(t.apiBase)] },
-    );
+    const x = lazyXClient({ appKey: t.appKey ?? '', appSecret: t.appSecret ?? '', accessToken: t.accessToken ?? '', accessSecret: t.accessSecret ?? '' }, t.apiBase, opts.ca);
     return {
       source: 'x',
-      run: (ctx) => collectX(ctx, client),
+      run: async (ctx) => collectX(ctx, await x.get()),
       async close() {
-        httpAgent.destroy();
+        x.close();
       },
     };
   },
