@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { configDefaults, defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -9,5 +10,9 @@ export default defineConfig({
     hookTimeout: 30_000,
     globalSetup: ['test/helpers/global-setup.ts'],
     pool: 'forks',
+    // Vitest's default is one worker per core less one: on a 2-core machine (CI's) that is a single
+    // worker and the files run one after another. Most of a file's time is spent waiting (for send_at,
+    // a rate window, a child process, Redis coming back), so three files at once keep both cores busy.
+    maxWorkers: Math.max(3, os.availableParallelism() - 1),
   },
 });
