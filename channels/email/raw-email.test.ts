@@ -3,7 +3,7 @@ import nodemailer, { type SendMailOptions } from 'nodemailer';
 import { describe, expect, it } from 'vitest';
 import type { Recipient } from '../adapter.js';
 import { testConfig } from '../../test/helpers/context.js';
-import { composeEmail, composeRawEmail, type EmailInput } from './message.js';
+import { composeEmail, composeRawEmail, rawMessage, type EmailInput } from './message.js';
 
 /**
  * composeRawEmail (the send path: a cached template, the recipient's parts
@@ -63,6 +63,49 @@ const base: Omit<EmailInput, 'recipient' | 'key'> = {
   campaignId: 'c-raw',
   now: new Date('2026-12-01T09:00:00Z'),
 };
+
+/** RFC 2045 §6.7 decoding: soft breaks removed, =XX to the byte. */
+function decodeQuotedPrintable(encoded: string): string {
+  const bytes: number[] = [];
+  const body = encoded.replace(/=\r\n/g, '');
+  for (let i = 0; i < body.length; i++) {
+    if (body[i] === '=') {
+      bytes.push(parseInt(body.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else bytes.push(body.charCodeAt(i));
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+describe('rawMessage quoted-printable', () => {
+  it('decodes back to each part exactly, lines of at most 76, no trailing space, = and 8-bit encoded', () => {
+    const parts = [
+      '',
+      'short',
+      'x'.repeat(200),
+      '='.repeat(100),
+      'trailing space \r\nand tab\t\r\nend with space ',
+      'café — 日本語 😀 '.repeat(20),
+      'lone\nline feed and lone\rcarriage return\r\n\r\n\r\nblank lines',
+      `${'a'.repeat(74)} ${'b'.repeat(80)}\r\n${'c'.repeat(75)}\r\n${'d'.repeat(76)}`,
+      'é'.repeat(30) + 'x'.repeat(3),
+      Array.from({ length: 256 }, (_, i) => String.fromCharCode(i)).join(''),
+    ];
+    for (const part of parts) {
+      const raw = rawMessage('H: 1\r\n\r\n', part, '\r\n--b\r\n', part.toUpperCase(), '\r\n--b--\r\n').toString('latin1');
+      expect(raw.startsWith('H: 1\r\n\r\n') && raw.endsWith('\r\n--b--\r\n')).toBe(true);
+      const [text, html, ...rest] = raw.slice('H: 1\r\n\r\n'.length, -'\r\n--b--\r\n'.length).split('\r\n--b\r\n');
+      expect(rest).toEqual([]);
+      expect(decodeQuotedPrintable(text!), JSON.stringify(part)).toBe(part);
+      expect(decodeQuotedPrintable(html!)).toBe(part.toUpperCase());
+      for (const line of raw.split('\r\n')) {
+        expect(line.length, JSON.stringify(line)).toBeLessThanOrEqual(76);
+        expect(line).not.toMatch(/[ \t]$/);
+        expect(line).toMatch(/^[\x21-\x7e \t]*$/);
+      }
+    }
+  });
+});
 
 describe('composeRawEmail', () => {
   it('decodes to what composeEmail and nodemailer send, for hostile names', async () => {
