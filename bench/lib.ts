@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +12,47 @@ import { loadConfig, type Config } from '../src/config.js';
  * local SMTP sink that accepts and counts, a Crier config pointing at both,
  * and an RSS sampler. Loopback only.
  */
+
+/** The processes this one started (Linux: their /proc/<pid>/stat names this pid as the parent). */
+function childPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) pids.push(Number(entry));
+    } catch {
+      // gone already
+    }
+  }
+  return pids;
+}
+
+/**
+ * A benchmark stopped midway (Ctrl-C, `timeout`, a crash) takes its sink, baselines, workers and
+ * redis-server with it: one worker left running once ate a core for 40 minutes and skewed every
+ * measurement after it.
+ */
+function stopChildrenOnExit(): void {
+  const kill = () => {
+    for (const pid of childPids()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+  };
+  process.once('exit', kill);
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(signal, () => {
+      kill();
+      process.exit(code);
+    });
+  }
+}
+// Only in the benchmark itself: a forked baseline (it has an IPC channel) handles its own SIGTERM.
+if (!process.send) stopChildrenOnExit();
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
