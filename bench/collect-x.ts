@@ -2,7 +2,7 @@ import { fork } from 'node:child_process';
 import https from 'node:https';
 import path from 'node:path';
 import { TwitterApi } from 'twitter-api-v2';
-import { apiBasePlugin } from '../channels/twitter/client.js';
+import { apiBasePlugin } from '../channels/twitter/api-base.js';
 import { campaignKeys, saveNewCampaign } from '../src/domain/campaigns.js';
 import { createLogger } from '../src/log.js';
 import { connectRedis } from '../src/redis/connection.js';

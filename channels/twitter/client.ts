@@ -23,29 +23,11 @@ export interface XClient {
   close(): void;
 }
 
-/** A client for `apiBase` with its own keep-alive agent; `ca` is an extra certificate authority to trust (tests). */
-export function createXClient(credentials: XCredentials, apiBase: string, ca?: string | Buffer): XClient {
+/** A client whose requests go through `plugin` (apiBasePlugin), with its own keep-alive agent; `ca` is an extra certificate authority to trust (tests). */
+export function createXClient(credentials: XCredentials, plugin: ITwitterApiClientPlugin, ca?: string | Buffer): XClient {
   const httpAgent = new https.Agent({ keepAlive: true, ...(ca ? { ca } : {}) });
-  const client = new TwitterApi(credentials, { httpAgent, plugins: [apiBasePlugin(apiBase)] }).readWrite;
+  const client = new TwitterApi(credentials, { httpAgent, plugins: [plugin] }).readWrite;
   return { client, mapError: mapXError, close: () => httpAgent.destroy() };
-}
-
-/** Sends every request to `apiBase` instead of api.x.com / upload.x.com, keeping the path. */
-export function apiBasePlugin(apiBase: string): ITwitterApiClientPlugin {
-  const base = new URL(apiBase);
-  if (base.protocol !== 'https:') {
-    throw new Error(`TWITTER_API_BASE must be an https:// URL (twitter-api-v2 speaks HTTPS only), got ${apiBase}`);
-  }
-  const prefix = base.pathname.replace(/\/+$/, '');
-  return {
-    onBeforeRequestConfig({ params }) {
-      const target = new URL(params.url);
-      target.protocol = base.protocol;
-      target.host = base.host;
-      target.pathname = `${prefix}${target.pathname}`;
-      params.url = target.toString();
-    },
-  };
 }
 
 function apiDetail(err: ApiResponseError): string {

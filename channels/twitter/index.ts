@@ -6,6 +6,7 @@ import { readImage } from '../images.js';
 import { contentSchema, type TwitterContent } from './content.js';
 import { findUrls, splitThread } from './text.js';
 
+import { apiBasePlugin } from './api-base.js';
 import type { XClient, XCredentials } from './client.js';
 
 export { contentSchema, validateContent, type TwitterContent } from './content.js';
@@ -42,15 +43,17 @@ export function planPosts(content: TwitterContent): PlannedPost[] {
 
 /**
  * twitter-api-v2 is loaded and the client made on the first `get()`, once (see ./client.ts); `close`
- * ends the client if one was made.
+ * ends the client if one was made. `apiBase` is checked now, so a wrong TWITTER_API_BASE is refused
+ * when the adapter or collector is made (at start), not at the first post.
  */
 export function lazyXClient(credentials: XCredentials, apiBase: string, ca?: string | Buffer): { get(): Promise<XClient>; close(): void } {
+  const plugin = apiBasePlugin(apiBase);
   let made: Promise<XClient> | undefined;
   let closed = false;
   return {
     get() {
       made ??= import('./client.js').then((lib) => {
-        const x = lib.createXClient(credentials, apiBase, ca);
+        const x = lib.createXClient(credentials, plugin, ca);
         if (closed) x.close();
         return x;
       });

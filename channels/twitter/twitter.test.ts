@@ -9,7 +9,7 @@ import { testConfig, silentLogger } from '../../test/helpers/context.js';
 import { ROOT } from '../../test/helpers/dist.js';
 import { startFakeXApi, twitterEnv, type FakeXApi } from '../../test/fakes/x-api.js';
 import { NeedsReauthError, PermanentError, RateLimitedError, TransientError, type ChannelAdapter, type Delivery } from '../adapter.js';
-import { apiBasePlugin } from './client.js';
+import { apiBasePlugin } from './api-base.js';
 import { contentSchema, createTwitterAdapter, splitThread, validateContent, weightedLength } from './index.js';
 
 const creds = { appKey: 'app-key', appSecret: 'app-secret', accessToken: 'access-token', accessSecret: 'access-secret' };
@@ -269,8 +269,10 @@ describe('X channel without credentials', () => {
     await adapter.close();
   });
 
-  it('refuses a plain-http TWITTER_API_BASE with a clear message', () => {
+  it('refuses a plain-http TWITTER_API_BASE with a clear message, when the adapter is made', () => {
     expect(() => apiBasePlugin('http://127.0.0.1:1')).toThrow(/https:\/\//);
+    // Made at start (crier start lists the dry-run channels), before twitter-api-v2 is loaded.
+    expect(() => createTwitterAdapter(testConfig({ env: twitterEnv('http://127.0.0.1:1', creds) }))).toThrow(/TWITTER_API_BASE must be an https:\/\//);
   });
 });
 
