@@ -17,11 +17,16 @@ export const CLI = path.resolve(here, '../src/cli/main.js');
 /** Clock ticks per second for /proc/<pid>/stat (USER_HZ: 100 on every Linux the kernel ABI allows). */
 const USER_HZ = 100;
 
+/** The fields of /proc/<pid>/stat after the ")" that closes the command name: [0] is field 3 (state), [1] field 4 (ppid). */
+export function statFields(pid: number | string): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** CPU time (user + system) a live process has used so far, in microseconds (Linux /proc). */
 export function cpuOfPid(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the ")" that closes the command name: state is field 3, utime 14, stime 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime is field 14, stime 15.
+  const fields = statFields(pid);
   return ((Number(fields[11]) + Number(fields[12])) / USER_HZ) * 1e6;
 }
 
