@@ -4,6 +4,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.js';
+import { NODE_FLAGS } from '../src/node-flags.js';
 
 /**
  * Processes for fair benchmarks: the SMTP sink, the baseline and Crier each
@@ -134,9 +135,9 @@ export function crierEnv(config: Config, extra: Record<string, string> = {}): No
   };
 }
 
-/** `crier worker --queues …` as its own process; resolves once its workers have started. */
+/** `crier worker --queues …` as its own process, started as `npm start` and the Dockerfile start Crier (NODE_FLAGS); resolves once its workers have started. */
 export function spawnWorker(config: Config, queues: string[], extra: Record<string, string> = {}): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...nodeArgs(), CLI, 'worker', '--queues', queues.join(',')], { env: crierEnv(config, extra), stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, ...nodeArgs(), CLI, 'worker', '--queues', queues.join(',')], { env: crierEnv(config, extra), stdio: ['ignore', 'ignore', 'pipe'] });
   return new Promise((resolve, reject) => {
     const lines: string[] = [];
     child.once('exit', (code) => reject(new Error(`worker exited (${code}):\n${lines.slice(-20).join('\n')}`)));
