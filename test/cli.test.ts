@@ -181,6 +181,19 @@ describe.concurrent('crier CLI', () => {
   });
 });
 
+describe('crier --help', () => {
+  it('lists every command, and each loads its own module (main.ts imports only the one named)', async () => {
+    const help = await crier(['--help'], envFor(undefined));
+    expect(help.code).toBe(0);
+    const names = help.stdout.slice(help.stdout.indexOf('Commands:')).split('\n').flatMap((l) => /^  ([a-z]+)/.exec(l)?.[1] ?? []).filter((n) => n !== 'help');
+    expect(names).toEqual(expect.arrayContaining(['start', 'worker', 'campaign', 'subscribers', 'audit', 'users', 'tokens', 'calendar', 'metrics', 'newsletter', 'digest']));
+    for (const name of names) {
+      const r = await crier([name, '--help'], envFor(undefined));
+      expect({ name, code: r.code, usage: r.stdout.split('\n')[0] }).toEqual({ name, code: 0, usage: expect.stringMatching(new RegExp(`^Usage: crier ${name}\\b`)) });
+    }
+  });
+});
+
 describe('crier start', () => {
   let receiver: Server | undefined;
   let child: ChildProcess | undefined;

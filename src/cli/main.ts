@@ -1,15 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { isCrierError } from '../errors.js';
-import { registerAuditCommand } from './audit.js';
-import { registerCampaignCommands } from './campaign.js';
 import { OutputClosed, watchStdout } from './output.js';
-import { registerNewsletterCommands } from './newsletter.js';
-import { registerDigestCommand } from './digest.js';
-import { registerRunCommands } from './run.js';
-import { registerSubscriberCommands } from './subscribers.js';
-import { registerUserCommands } from './users.js';
-import { registerMetricsCommands } from './metrics.js';
 
 const program = new Command('crier')
   .description('Multi-channel communications scheduler and measures-of-success collector')
@@ -17,14 +9,30 @@ const program = new Command('crier')
   .showHelpAfterError()
   .exitOverride();
 
-registerRunCommands(program);
-registerCampaignCommands(program);
-registerSubscriberCommands(program);
-registerAuditCommand(program);
-registerUserCommands(program);
-registerMetricsCommands(program);
-registerNewsletterCommands(program);
-registerDigestCommand(program);
+type Register = (program: Command) => void;
+const run = async (): Promise<Register> => (await import('./run.js')).registerRunCommands;
+const users = async (): Promise<Register> => (await import('./users.js')).registerUserCommands;
+/**
+ * Each top-level command's module, imported only when that command runs: `crier campaign show` need not
+ * load the workers and every channel library that `crier start` does. `--help`, `help` and anything
+ * unknown load them all, so the help lists every command and commander can suggest the nearest one.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  start: run,
+  worker: run,
+  campaign: async () => (await import('./campaign.js')).registerCampaignCommands,
+  subscribers: async () => (await import('./subscribers.js')).registerSubscriberCommands,
+  audit: async () => (await import('./audit.js')).registerAuditCommand,
+  users,
+  tokens: users,
+  calendar: users,
+  metrics: async () => (await import('./metrics.js')).registerMetricsCommands,
+  newsletter: async () => (await import('./newsletter.js')).registerNewsletterCommands,
+  digest: async () => (await import('./digest.js')).registerDigestCommand,
+};
+const named = process.argv[2];
+const loaders = named !== undefined && Object.hasOwn(COMMANDS, named) ? [COMMANDS[named]!] : [...new Set(Object.values(COMMANDS))];
+for (const register of await Promise.all(loaders.map((load) => load()))) register(program);
 
 watchStdout();
 try {
