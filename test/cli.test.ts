@@ -185,7 +185,7 @@ describe('crier --help', () => {
   it('lists every command, and each loads its own module (main.ts imports only the one named)', async () => {
     const help = await crier(['--help'], envFor(undefined));
     expect(help.code).toBe(0);
-    const names = help.stdout.slice(help.stdout.indexOf('Commands:')).split('\n').flatMap((l) => /^  ([a-z]+)/.exec(l)?.[1] ?? []).filter((n) => n !== 'help');
+    const names = help.stdout.slice(help.stdout.indexOf('Commands:')).split('\n').flatMap((l) => /^ {2}([a-z]+)/.exec(l)?.[1] ?? []).filter((n) => n !== 'help');
     expect(names).toEqual(expect.arrayContaining(['start', 'worker', 'campaign', 'subscribers', 'audit', 'users', 'tokens', 'calendar', 'metrics', 'newsletter', 'digest']));
     for (const name of names) {
       const r = await crier([name, '--help'], envFor(undefined));
