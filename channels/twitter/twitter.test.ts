@@ -278,20 +278,24 @@ describe('X channel without credentials', () => {
 
 describe('twitter-api-v2 is loaded only to talk to X', () => {
   it('a worker that loads every channel and collector but never posts to X does not load it; the first post does', () => {
-    // In a child process of the built code: a module hook lists the packages imported.
-    const hook = `export async function resolve(s, c, next) { const r = await next(s, c); if (r.url.includes('/node_modules/twitter-api-v2/')) process.stderr.write('LOADED twitter-api-v2\\n'); return r; }`;
+    // In a child process of the built code: a module hook lists the packages imported. The hook runs on
+    // its own thread, so both sides append to one file synchronously (stderr from two threads may come
+    // out of order): the hook's line is written before the import it resolves goes on.
+    const log = path.join(mkdtempSync(path.join(os.tmpdir(), 'crier-x-lazy-')), 'events');
+    const hook = `import { appendFileSync } from 'node:fs'; export async function resolve(s, c, next) { const r = await next(s, c); if (r.url.includes('/node_modules/twitter-api-v2/')) appendFileSync(${JSON.stringify(log)}, 'LOADED twitter-api-v2\\n'); return r; }`;
     const script = [
       `import { register } from 'node:module';`,
+      `import { appendFileSync } from 'node:fs';`,
       `register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));`,
       `await import(${JSON.stringify(path.join(ROOT, 'dist/workers/index.js'))});`,
       `await import(${JSON.stringify(path.join(ROOT, 'dist/workers/collect/registry.js'))});`,
-      `process.stderr.write('IMPORTED\\n');`,
+      `appendFileSync(${JSON.stringify(log)}, 'IMPORTED\\n');`,
       `const { lazyXClient } = await import(${JSON.stringify(path.join(ROOT, 'dist/channels/twitter/index.js'))});`,
       `const x = lazyXClient({ appKey: 'a', appSecret: 'b', accessToken: 'c', accessSecret: 'd' }, 'https://127.0.0.1:1');`,
-      `await x.get(); x.close(); process.stderr.write('CLIENT\\n');`,
+      `await x.get(); x.close(); appendFileSync(${JSON.stringify(log)}, 'CLIENT\\n');`,
     ].join('\n');
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr.split('\n').filter((l) => /^(LOADED|IMPORTED|CLIENT)/.test(l))).toEqual(['IMPORTED', 'LOADED twitter-api-v2', 'CLIENT']);
+    expect(readFileSync(log, 'utf8').split('\n').filter(Boolean)).toEqual(['IMPORTED', 'LOADED twitter-api-v2', 'CLIENT']);
   });
 });
