@@ -13,6 +13,7 @@ import { connectRedis, type RedisHandle } from '../src/redis/connection.js';
 import { testConfig, silentLogger } from './helpers/context.js';
 import { runCli } from './helpers/cli-run.js';
 import { seedMention } from './helpers/digest-demo.js';
+import { completedJob } from './helpers/jobs.js';
 import { startSmtpSink, type SmtpSink } from './helpers/smtp-sink.js';
 
 /**
@@ -233,17 +234,7 @@ describe('the weekly job', () => {
         const results: unknown[] = [];
         for (let i = 0; i < 2; i++) {
           const job = await queue.add('digest', {});
-          const deadline = Date.now() + 15_000;
-          for (;;) {
-            if (await (await queue.getJob(job.id!))?.isCompleted()) {
-              // Read again: a job object fetched just before it completed has no return value yet.
-              const j = (await queue.getJob(job.id!))!;
-              results.push(j.returnvalue);
-              break;
-            }
-            if (Date.now() > deadline) throw new Error('digest job did not complete');
-            await new Promise((r) => setTimeout(r, 50));
-          }
+          results.push((await completedJob(queue, job.id!)).returnvalue);
         }
         expect(results).toEqual([
           { week: '2026-W45', sent: 2, skipped: 0, failed: 0 },

@@ -10,6 +10,7 @@ import { NEWSLETTER_QUEUE, newsletterJob } from '../workers/schedules.js';
 import { testConfig, silentLogger } from './helpers/context.js';
 import { startCrier, type TestCrier } from './helpers/crier.js';
 import { runCli } from './helpers/cli-run.js';
+import { completedJob } from './helpers/jobs.js';
 import { rssWith, startFeedServer, type FeedServer } from './helpers/feed-server.js';
 
 /**
@@ -146,19 +147,10 @@ describe('newsletter run', () => {
       try {
         feeds.hits.delete('/down.rss');
         const job = await queue.add('newsletter', {}, { attempts: 3, backoff: { type: 'fixed', delay: 20 } });
-        const deadline = Date.now() + 15_000;
-        for (;;) {
-          if (await (await queue.getJob(job.id!))?.isCompleted()) {
-            // Read again: a job object fetched just before it completed has no return value yet.
-            const j = (await queue.getJob(job.id!))!;
-            const value = j.returnvalue as { campaign: string; missing: string };
-            expect(value.missing).toContain('HTTP 404');
-            expect(j.attemptsMade).toBe(3);
-            break;
-          }
-          if (Date.now() > deadline) throw new Error('newsletter job did not complete');
-          await new Promise((r) => setTimeout(r, 50));
-        }
+        const j = await completedJob(queue, job.id!);
+        const value = j.returnvalue as { campaign: string; missing: string };
+        expect(value.missing).toContain('HTTP 404');
+        expect(j.attemptsMade).toBe(3);
         expect(feeds.hits.get('/down.rss')).toBe(3);
       } finally {
         await worker.close();

@@ -6,6 +6,7 @@ import { parseCampaign, type CampaignDraft } from '../src/domain/campaign-file.j
 import { CAMPAIGN_QUEUE, planJobId } from '../src/scheduler.js';
 import { testConfig } from './helpers/context.js';
 import { londonIn, startCrier, type TestCrier } from './helpers/crier.js';
+import { completedJob } from './helpers/jobs.js';
 
 /**
  * Schedule / cancel / reschedule against real BullMQ workers on the private
@@ -81,13 +82,7 @@ async function runStaleJob(id: string, version: number): Promise<unknown> {
   const q = crier.scheduler.queue(CAMPAIGN_QUEUE);
   const jobId = `${id}:replay:v${version}`; // BullMQ allows a custom id with exactly two colons
   await q.add('campaign', { id, version }, { jobId });
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    const job = await q.getJob(jobId);
-    if (job && (await job.isCompleted())) return job.returnvalue;
-    if (Date.now() > deadline) throw new Error(`stale job ${jobId} did not finish`);
-    await sleep(20);
-  }
+  return (await completedJob(q, jobId, 5000)).returnvalue;
 }
 
 describe('cancel', () => {
