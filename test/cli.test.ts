@@ -9,6 +9,7 @@ import type { Config } from '../src/config.js';
 import { parseCampaign } from '../src/domain/campaign-file.js';
 import { testConfig } from './helpers/context.js';
 import { CLI_JS, ROOT } from './helpers/dist.js';
+import { spawnCli } from './helpers/cli-run.js';
 import { londonIn, startCrier, type TestCrier } from './helpers/crier.js';
 
 /** The built `crier` command: exit codes, one-line errors, --json shapes, SIGTERM draining. */
@@ -17,8 +18,6 @@ const root = ROOT;
 const mainJs = CLI_JS;
 const fixtures = path.join(root, 'test', 'fixtures', 'campaigns');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-
 
 interface Run {
   code: number | null;
@@ -38,15 +37,9 @@ function envFor(config: Config | undefined, extra: Record<string, string> = {}):
   };
 }
 
-function crier(args: string[], env: NodeJS.ProcessEnv, cwd = os.tmpdir()): Promise<Run> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [mainJs, ...args], { cwd, env });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+async function crier(args: string[], env: NodeJS.ProcessEnv, cwd = os.tmpdir()): Promise<Run> {
+  const { code, out, err } = await spawnCli(args, env, cwd);
+  return { code, stdout: out, stderr: err };
 }
 
 /** A user error: exit 1, exactly one line on stderr starting "crier: ", no stack trace. */
@@ -187,11 +180,13 @@ describe('crier --help', () => {
     expect(help.code).toBe(0);
     const names = help.stdout.slice(help.stdout.indexOf('Commands:')).split('\n').flatMap((l) => /^ {2}([a-z]+)/.exec(l)?.[1] ?? []).filter((n) => n !== 'help');
     expect(names).toEqual(expect.arrayContaining(['start', 'worker', 'campaign', 'subscribers', 'audit', 'users', 'tokens', 'calendar', 'metrics', 'newsletter', 'digest']));
-    for (const name of names) {
-      const r = await crier([name, '--help'], envFor(undefined));
+    // Twelve CLI processes: side by side, with room for a machine busy with two other test files (each
+    // one alone starts in about 0.5 s, but in turn under that load they once took over 30 s together).
+    const runs = await Promise.all(names.map(async (name) => ({ name, r: await crier([name, '--help'], envFor(undefined)) })));
+    for (const { name, r } of runs) {
       expect({ name, code: r.code, usage: r.stdout.split('\n')[0] }).toEqual({ name, code: 0, usage: expect.stringMatching(new RegExp(`^Usage: crier ${name}\\b`)) });
     }
-  });
+  }, 120_000);
 });
 
 describe('crier start', () => {

@@ -96,7 +96,7 @@ describe('Facebook collector', () => {
     await collectFacebook(ctx);
     expect(await get('facebook.followers', periodOf('day', now, zone).key)).toBe(5125);
     expect(await ctx.store.count('facebook.engagements')).toBe(3);
-  }, 30_000);
+  });
 
   it('a deleted post is a warning; an expired token stops the run with "reconnect account"', async () => {
     const { graph, crier } = await withGraph();
@@ -121,7 +121,7 @@ describe('Facebook collector', () => {
     const err = await collectFacebook(ctx).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NeedsReauthError);
     expect((err as Error).message).toMatch(/^reconnect account: /);
-  }, 30_000);
+  });
 });
 
 function videos(n: number, now: Date): FakeVideo[] {
@@ -158,7 +158,7 @@ describe('YouTube collector', () => {
     expect(result.warnings).toEqual([]);
     // 1 channels + 4 playlist pages + 4 videos calls: 9 quota units.
     expect(yt.unitsUsed).toBe(9);
-  }, 30_000);
+  });
 
   it('a hidden subscriber count is missing, not 0', async () => {
     const yt = await startFakeYoutubeApi({ videos: [] });

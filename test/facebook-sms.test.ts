@@ -156,7 +156,7 @@ describe('Facebook errors on a live campaign', () => {
     const [limitedAt, postedAt] = graph.requests.filter((r) => r.path.endsWith('/feed')).map((r) => r.at);
     // A transient retry would come after 50 ms; the pause is at least the 1 s floor.
     expect(postedAt! - limitedAt!).toBeGreaterThanOrEqual(900);
-  }, 40_000);
+  });
 });
 
 describe('campaign preview for SMS', () => {
@@ -175,5 +175,5 @@ describe('campaign preview for SMS', () => {
     );
     expect(out.stdout).toMatch(/^sms +\S+-sms-\S+\.json {2}\(to m0@example\.org\)$/m);
     expect(out.stdout).toMatch(/^facebook +\S+-facebook\.json$/m);
-  }, 30_000);
+  });
 });

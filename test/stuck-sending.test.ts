@@ -142,5 +142,5 @@ describe('no campaign stuck in sending', () => {
     await retry;
     expect(finished).toBe(true);
     expect(await crier.handle.redis.exists(`${config.redis_prefix}:reconcile-lock`)).toBe(0);
-  }, 30_000);
+  });
 });

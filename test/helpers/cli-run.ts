@@ -12,8 +12,13 @@ export interface CliRun {
 /** The built `crier` as a real process, on the run's private Redis and the config's prefix and data dir. */
 export function runCli(config: Config, args: string[], extraEnv: Record<string, string> = {}): Promise<CliRun> {
   const env = { PATH: process.env.PATH, REDIS_URL: inject('redisUrl'), CRIER_CONFIG: config.configFile, CRIER_DATA_DIR: config.dataDir, CRIER_USER: 'alice', LOG_LEVEL: 'warn', ...extraEnv };
+  return spawnCli(args, env);
+}
+
+/** The built `crier` as a real process with exactly this environment; resolves when it has exited. */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<CliRun> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI_JS, ...args], { env });
+    const p = spawn(process.execPath, [CLI_JS, ...args], { env, cwd });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
