@@ -103,7 +103,8 @@ describe.skipIf(!executable)('dashboard in headless Chromium', () => {
       await page.locator('#email_body').fill('# New patrols\n\nThe **community hub** opens on Monday.');
       const emailFrame = page.frameLocator('iframe[title="email email preview"]');
       await expect.poll(async () => emailFrame.locator('strong', { hasText: 'community hub' }).count(), { timeout: 10_000 }).toBe(1);
-      expect(await emailFrame.getByRole('heading', { name: 'New patrols' }).count()).toBe(1);
+      // The preview re-renders as the form changes: poll, a frame read between renders holds nothing yet.
+      await expect.poll(async () => emailFrame.getByRole('heading', { name: 'New patrols' }).count(), { timeout: 10_000 }).toBe(1);
       expect(await page.locator('.channel-preview[data-channel="email"]').innerText()).toContain('Safer streets in Rugby, Sample Subscriber');
 
       await page.getByRole('checkbox', { name: 'X (Twitter)' }).check();

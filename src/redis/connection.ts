@@ -106,6 +106,8 @@ export async function connectRedis(config: Config, log: Logger, opts: ConnectOpt
   up = true;
   const extra: Redis[] = [];
   let supervising: NodeJS.Timeout | undefined;
+  // The supervisor's check in progress: close() waits for it, so a server it is starting again is released too.
+  let tick: Promise<void> = Promise.resolve();
   if (embedded && opts.supervise) {
     let current = embedded;
     let misses = 0;
@@ -113,7 +115,7 @@ export async function connectRedis(config: Config, log: Logger, opts: ConnectOpt
     supervising = setInterval(() => {
       if (busy) return;
       busy = true;
-      void (async () => {
+      tick = (async () => {
         const state = await pingSocket(current.socketPath);
         misses = state === 'down' ? misses + 1 : 0;
         if (misses < 2) return;
@@ -125,7 +127,9 @@ export async function connectRedis(config: Config, log: Logger, opts: ConnectOpt
         log.info({ socket: current.socketPath }, 'embedded redis-server running again');
       })()
         .catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'could not start the embedded redis-server again; will keep trying'))
-        .finally(() => (busy = false));
+        .finally(() => {
+          busy = false;
+        });
     }, opts.superviseMs ?? 1000);
     supervising.unref();
   }
@@ -142,6 +146,7 @@ export async function connectRedis(config: Config, log: Logger, opts: ConnectOpt
     },
     async close() {
       clearInterval(supervising);
+      await tick;
       await Promise.all(extra.map((r) => r.quit().catch(() => r.disconnect())));
       if (embedded) await embedded.release(redis);
       else await redis.quit().catch(() => redis.disconnect());
